@@ -1,0 +1,89 @@
+"""The CNN as a LightningModule: an injected backbone, a linear head, cross-entropy.
+
+The backbone is injected (not built here) so any registered backbone, or a user's own module,
+trains the same way; it is left out of the saved hyperparameters, so restoring a checkpoint
+takes the backbone again: ``ImageClassifier.load_from_checkpoint(path, backbone=...)``.
+"""
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .registry import Registry
+
+__all__ = ["ImageClassifier", "OPTIMIZERS", "SCHEDULERS"]
+
+OPTIMIZERS = Registry("optimizer")
+OPTIMIZERS.register("adamw", torch.optim.AdamW)
+OPTIMIZERS.register("adam", torch.optim.Adam)
+OPTIMIZERS.register("sgd", torch.optim.SGD)
+
+SCHEDULERS = Registry("scheduler")
+SCHEDULERS.register("none", lambda optimizer, max_epochs: None)
+SCHEDULERS.register("cosine", lambda optimizer, max_epochs: torch.optim.lr_scheduler.CosineAnnealingLR(
+    optimizer, T_max=max(1, max_epochs)))
+
+
+class ImageClassifier(pl.LightningModule):
+    """Backbone -> linear head, trained with cross-entropy; batches are ``(x, y, index)``.
+
+    Parameters
+    ----------
+    backbone : nn.Module
+        Returns embeddings of shape (batch, ``backbone.num_features``).
+    num_classes : int
+    optimizer : str, default="adamw"
+        A name in :data:`OPTIMIZERS`.
+    optimizer_params : dict, default=None
+        Keyword arguments of the optimizer (``lr``, ``weight_decay``, ...).
+    scheduler : str, default="cosine"
+        A name in :data:`SCHEDULERS`; cosine anneals over ``trainer.max_epochs``.
+    label_smoothing : float, default=0.0
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, optimizer: str = "adamw",
+                 optimizer_params: dict | None = None, scheduler: str = "cosine",
+                 label_smoothing: float = 0.0):
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.num_features, num_classes)
+
+    def forward(self, x):
+        return self.head(self.backbone(x))
+
+    def _loss_and_accuracy(self, batch):
+        x, y, _ = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        return loss, (logits.argmax(dim=1) == y).float().mean()
+
+    def training_step(self, batch, batch_idx):
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log_dict({"train/loss": loss, "train/acc": accuracy}, on_epoch=True, on_step=False)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log_dict({"val/loss": loss, "val/acc": accuracy}, prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        loss, accuracy = self._loss_and_accuracy(batch)
+        self.log_dict({"test/loss": loss, "test/acc": accuracy})
+
+    def predict_step(self, batch, batch_idx, dataloader_idx=0):
+        """Embeddings, class probabilities, true labels and sample ids of one batch."""
+        x, y, index = batch
+        embedding = self.backbone(x)
+        proba = torch.softmax(self.head(embedding), dim=1)
+        return {"embedding": embedding, "proba": proba, "y": y, "index": index}
+
+    def configure_optimizers(self):
+        optimizer = OPTIMIZERS.create(self.hparams.optimizer, params=self.parameters(),
+                                      **(self.hparams.optimizer_params or {}))
+        scheduler = SCHEDULERS.create(self.hparams.scheduler, optimizer=optimizer,
+                                      max_epochs=self.trainer.max_epochs)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,30 @@
+"""Stage 2, extract: embeddings, probabilities, teacher and true labels for every split."""
+
+import logging
+
+from ..extraction import extract_table
+from ..rundir import SPLITS, RunDirectory
+from ._components import build_datamodule, build_trainer, load_classifier, quiet_lightning
+
+__all__ = ["extract"]
+
+log = logging.getLogger("hybrid")
+
+
+def extract(run: RunDirectory) -> dict:
+    config = run.load_config()
+    checkpoint = run.read_marker("fit")["best_checkpoint"]
+    quiet_lightning()
+    datamodule = build_datamodule(config)
+    model = load_classifier(config, datamodule, checkpoint)
+    trainer = build_trainer(config, run, training=False)
+    summary = {}
+    for split in SPLITS:
+        loader = datamodule.split_dataloader(split, batch_size=config.extract.batch_size)
+        table = extract_table(trainer, model, loader, datamodule.class_names)
+        table.save(run.features(split))
+        summary[split] = {"rows": len(table), "teacher_accuracy": table.teacher_accuracy}
+        log.info("extract: %s: %d rows x %d features, CNN accuracy %.4f", split, len(table),
+                 table.X.shape[1], table.teacher_accuracy)
+    run.mark_done("extract", summary)
+    return summary

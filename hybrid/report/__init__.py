@@ -1,0 +1,22 @@
+"""The report stage: a run's metrics dict as figures, a Markdown report and one HTML page.
+
+The split follows what each part needs. :mod:`~hybrid.report.plots` is the only module that
+draws (matplotlib's object API, so no backend is chosen) and returns PNG bytes. The two
+renderers take plain data and return text, like scikit-learn's exporters, so the caller decides
+where files go: Markdown links figures by relative path, HTML inlines their bytes so the page
+stands alone. Both lay out one shared outline (``_tables``), so they cannot disagree on a
+number. Nothing here imports torch or scikit-learn: a report can be rebuilt from
+``metrics.json`` alone.
+
+Examples
+--------
+>>> figures = {"fidelity_vs_complexity": fidelity_vs_complexity_png(metrics),
+...            "per_class_fidelity": per_class_fidelity_png(metrics)}  # doctest: +SKIP
+>>> page = render_html(metrics, figures)  # doctest: +SKIP
+"""
+
+from .html import render_html
+from .markdown import render_markdown
+from .plots import fidelity_vs_complexity_png, per_class_fidelity_png
+
+__all__ = ["render_markdown", "render_html", "fidelity_vs_complexity_png", "per_class_fidelity_png"]

@@ -1,0 +1,69 @@
+"""The run report as Markdown (``report.md``): tables, figure links and rules in code fences."""
+
+import re
+from urllib.parse import quote
+
+from ._tables import SECTIONS, Code, Figure, Subheading, Table, sections, title
+
+__all__ = ["render_markdown"]
+
+# Characters that start Markdown syntax inside a line (``$`` is math on GitHub); ``|`` would also
+# split a table cell.
+_SPECIAL = re.compile(r"([\\`*_<>\[\]|&~$])")
+
+
+def render_markdown(metrics: dict, figure_paths: dict[str, str] | None = None,
+                    rules_text: dict[str, str] | None = None) -> str:
+    """The run report as Markdown text; the caller writes it, usually to ``RUN/report.md``.
+
+    Parameters
+    ----------
+    metrics : dict
+        The run's metrics (the content of ``RUN/metrics.json``).
+    figure_paths : dict of str to str or None, default=None
+        Figure key (``"fidelity_vs_complexity"``, ``"per_class_fidelity"``) -> path of its PNG,
+        relative to the report. Figures not named here are left out.
+    rules_text : dict of str to str or None, default=None
+        Surrogate name -> its rules as plain text, shown in code fences.
+
+    Returns
+    -------
+    str
+        The report, ending in a newline. Sections without content are left out.
+    """
+    blocks = [f"# {_escape(title(metrics))}"]
+    for section_id, content in sections(metrics, figure_paths or {}, rules_text).items():
+        heading, intro = SECTIONS[section_id]
+        blocks += [f"## {_escape(heading)}", _escape(intro)]
+        blocks += [_RENDER[type(block)](block) for block in content]
+    return "\n\n".join(blocks) + "\n"
+
+
+def _escape(text: str) -> str:
+    """``text`` as literal Markdown on one line: specials backslash-escaped, newlines as spaces."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(map(_escape, cells)) + " |"
+
+
+def _table(table: Table) -> str:
+    rule = "|" + "|".join("---:" if numeric else "---" for numeric in table.numeric) + "|"
+    return "\n".join([_row(table.header), rule, *map(_row, table.rows)])
+
+
+def _code(code: Code) -> str:
+    """The text in a backtick fence longer than any backtick run in it, so it cannot end early."""
+    longest = max(map(len, re.findall(r"`+", code.text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    body = code.text.rstrip("\n")
+    return f"{fence}\n{body}\n{fence}"
+
+
+_RENDER = {
+    Table: _table,
+    Subheading: lambda block: f"### {_escape(block.text)}",
+    Figure: lambda block: f"![{_escape(block.caption)}]({quote(block.source)})",
+    Code: _code,
+}

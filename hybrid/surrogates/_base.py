@@ -1,0 +1,81 @@
+"""What every surrogate shares: the scikit-learn estimator contract around an IR model.
+
+A surrogate's ``fit`` learns an IR model (``model_``); ``predict`` and ``predict_proba`` are the
+IR's, so what the estimator predicts is exactly what its exports and JSON file predict.
+"""
+
+from abc import abstractmethod
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..ir import InterpretableModel
+
+__all__ = ["SurrogateMixin"]
+
+
+class SurrogateMixin(ClassifierMixin, BaseEstimator):
+    """Base class of hybrid's surrogates; subclasses implement :meth:`_fit_model`.
+
+    Fitted attributes: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (when ``X`` is a
+    DataFrame) and ``model_``, the IR model.
+    """
+
+    def fit(self, X, y, class_names=None):
+        """Fit to the teacher's labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Features; a DataFrame's column names become the rules' feature names.
+        y : array-like of shape (n_samples,)
+            Labels to imitate (the CNN's predictions).
+        class_names : sequence or mapping, default=None
+            Display name per label: ``class_names[label]``. Defaults to ``str(label)``.
+
+        Returns
+        -------
+        self : object
+        """
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        names = {
+            "feature_names": self._feature_names(),
+            "classes": tuple(c.item() if isinstance(c, np.generic) else c for c in self.classes_),
+            "class_names": tuple(str(class_names[c]) if class_names is not None else str(c)
+                                 for c in self.classes_),
+        }
+        self.model_ = self._fit_model(X, y_index, len(self.classes_), names)
+        return self
+
+    @abstractmethod
+    def _fit_model(self, X: np.ndarray, y: np.ndarray, n_classes: int,
+                   names: dict) -> InterpretableModel:
+        """Learn the IR model from float64 ``X`` and class indices ``y`` in ``[0, n_classes)``."""
+
+    def _feature_names(self) -> tuple[str, ...]:
+        if hasattr(self, "feature_names_in_"):
+            return tuple(str(n) for n in self.feature_names_in_)
+        return tuple(f"x{i}" for i in range(self.n_features_in_))
+
+    def _validated(self, X) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return validate_data(self, X, reset=False, dtype=np.float64)
+
+    def predict(self, X) -> np.ndarray:
+        """The IR model's labels, shape (n_samples,)."""
+        X = self._validated(X)
+        return self.classes_[self.model_.predict_index(X)]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """The IR model's class probabilities, shape (n_samples, n_classes)."""
+        X = self._validated(X)
+        return self.model_.predict_proba(X)
+
+    @property
+    def complexity_(self) -> int:
+        check_is_fitted(self, "model_")
+        return self.model_.complexity
