@@ -13,6 +13,22 @@ from .errors import HybridError
 
 __all__ = ["main", "build_parser"]
 
+
+
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is then (tests and notebooks replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+_HANDLER = _CurrentStderrHandler()
+
 _STAGE_HELP = {
     "fit": ("train the CNN (PyTorch Lightning); keeps the best checkpoint on validation",
             "hybrid fit configs/digits.yaml --out runs/digits\n  hybrid fit runs/digits"),
@@ -82,10 +98,9 @@ def main(argv=None) -> int:
 def _log_to_stderr() -> None:
     """Show hybrid's own progress lines; other libraries keep their logging as they set it."""
     log = logging.getLogger("hybrid")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("hybrid: %(message)s"))
-        log.addHandler(handler)
+    if _HANDLER not in log.handlers:
+        _HANDLER.setFormatter(logging.Formatter("hybrid: %(message)s"))
+        log.addHandler(_HANDLER)
     log.setLevel(logging.INFO)
     log.propagate = False
 

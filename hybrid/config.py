@@ -23,6 +23,8 @@ from .errors import ConfigError
 __all__ = [
     "Component",
     "DataConfig",
+    "BackboneConfig",
+    "OptimizerConfig",
     "ModelConfig",
     "ExtractConfig",
     "SurrogateConfig",
@@ -54,11 +56,24 @@ class DataConfig(Component):
     name: str = "digits"
 
 
-class ModelConfig(_Section):
-    """The CNN: a backbone from ``hybrid.backbones.BACKBONES``, its optimizer and LR schedule."""
+class BackboneConfig(Component):
+    """A backbone from ``hybrid.backbones.BACKBONES``; ``in_channels`` comes from the data."""
 
-    backbone: Component = Component(name="small_cnn")
-    optimizer: Component = Component(name="adamw", params={"lr": 3e-3, "weight_decay": 1e-4})
+    name: str = "small_cnn"
+
+
+class OptimizerConfig(Component):
+    """A ``torch.optim`` optimizer from ``hybrid.classifier.OPTIMIZERS`` and its arguments."""
+
+    name: str = "adamw"
+    params: dict[str, Any] = Field(default_factory=lambda: {"lr": 3e-3, "weight_decay": 1e-4})
+
+
+class ModelConfig(_Section):
+    """The CNN: backbone, optimizer, LR schedule (``none`` or ``cosine``) and label smoothing."""
+
+    backbone: BackboneConfig = BackboneConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: str = "cosine"
     label_smoothing: float = 0.0
 
@@ -125,6 +140,7 @@ def load_config(path, overrides: list[str] = ()) -> Config:
         One line naming the file, the key and what is valid.
     """
     path = Path(path)
+    overrides = parse_overrides(overrides)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -136,7 +152,7 @@ def load_config(path, overrides: list[str] = ()) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections, "
                           f"not a {type(raw).__name__}")
-    for key, value in parse_overrides(overrides):
+    for key, value in overrides:
         _set_path(raw, key, value, path)
     try:
         return Config.model_validate(raw)

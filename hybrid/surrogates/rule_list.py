@@ -69,21 +69,25 @@ class RuleListSurrogate(SurrogateMixin):
         self.thresholds_ = _quantile_thresholds(X, self.n_thresholds)
         search = _RuleSearch(X, y, n_classes, self.thresholds_, self.max_conditions,
                              self.beam_width, self.error_cost, max(1, self.min_support))
-        rules = []
+        rules, answered_rows = [], []
         open_rows = np.ones(len(y), dtype=bool)
         while len(rules) < self.max_rules - 1 and open_rows.sum() >= self.min_support:
             conditions = search.best_conjunction(open_rows)
             if conditions is None:
                 break
             answered = open_rows & _covers(X, conditions)
+            if np.array_equal(answered, open_rows):
+                break  # a rule for every row left is the default's job
             rules.append(_make_rule(conditions, y[answered], n_classes))
+            answered_rows.append(answered)
             open_rows &= ~answered
-        default_rows = open_rows if open_rows.any() else np.ones(len(y), dtype=bool)
-        default = _make_rule((), y[default_rows], n_classes)
-        support = int(open_rows.sum())
-        rules.append(Rule((), default.prediction, default.proba, support,
-                          default.precision if support else 0.0))
-        return RuleListModel(**names, rules=tuple(rules))
+        default = _default_rule(y, open_rows, n_classes)
+        # A last rule that answers like the default is redundant: the default answers its rows alike.
+        while rules and rules[-1].prediction == default.prediction:
+            rules.pop()
+            open_rows |= answered_rows.pop()
+            default = _default_rule(y, open_rows, n_classes)
+        return RuleListModel(**names, rules=(*rules, default))
 
     def _check_params(self):
         for name in ("max_rules", "max_conditions", "n_thresholds", "beam_width"):
@@ -105,6 +109,14 @@ def _quantile_thresholds(X: np.ndarray, n_thresholds: int) -> list[np.ndarray]:
 
 def _covers(X: np.ndarray, conditions) -> np.ndarray:
     return Rule(tuple(conditions), 0, (), 0, 0.0).covers(X)
+
+
+def _default_rule(y: np.ndarray, open_rows: np.ndarray, n_classes: int) -> Rule:
+    """The final ELSE: the rows no rule answered; with none left, the training distribution."""
+    if open_rows.any():
+        return _make_rule((), y[open_rows], n_classes)
+    overall = _make_rule((), y, n_classes)
+    return Rule((), overall.prediction, overall.proba, 0, 0.0)
 
 
 def _make_rule(conditions, y_answered: np.ndarray, n_classes: int) -> Rule:

@@ -1,0 +1,75 @@
+"""The architecture holds: layers import downwards only, and the numpy side never needs torch."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_python
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hybrid"
+
+# utilities -> IR and config -> (surrogates, exporters, fidelity | data, backbones)
+#   -> (report | classifier, extraction) -> pipeline -> cli
+LAYERS = {
+    "errors": 0, "_io": 0,
+    "registry": 1, "ir": 1, "config": 1,
+    "jsonio": 2, "features": 2, "rundir": 2,
+    "surrogates": 3, "exporters": 3, "fidelity": 3, "data": 3, "backbones": 3,
+    "report": 4, "classifier": 4, "extraction": 4,
+    "pipeline": 5,
+    "cli": 6,
+}
+TORCH_FREE = ["errors", "_io", "registry", "ir", "jsonio", "config", "features", "rundir",
+              "surrogates", "exporters", "fidelity", "report"]
+
+
+def _top(module_path: Path) -> str:
+    parts = module_path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _imports(path: Path):
+    """Top-level hybrid modules and third-party packages ``path`` imports."""
+    tree = ast.parse(path.read_text())
+    package = path.relative_to(PACKAGE.parent).with_suffix("").parts[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                target = [*base[1:], *(node.module.split(".") if node.module else [])]
+                if target:
+                    yield "hybrid", target[0]
+                else:  # "from .. import x": x is the module
+                    yield from (("hybrid", alias.name) for alias in node.names)
+            else:
+                yield "external", node.module.split(".")[0]
+        elif isinstance(node, ast.Import):
+            yield from (("external", alias.name.split(".")[0]) for alias in node.names)
+
+
+FILES = sorted(p for p in PACKAGE.rglob("*.py") if _top(p) != "__init__")
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_layers_import_downwards_only(path):
+    own = LAYERS[_top(path)]
+    for kind, name in _imports(path):
+        if kind == "hybrid" and name in LAYERS and name != _top(path):
+            assert LAYERS[name] < own, \
+                f"{path.name} (layer {own}) imports {name} (layer {LAYERS[name]})"
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if _top(p) in TORCH_FREE],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_numpy_side_does_not_import_torch(path):
+    externals = {name for kind, name in _imports(path) if kind == "external"}
+    assert not externals & {"torch", "pytorch_lightning", "lightning"}
+
+
+def test_numpy_side_stages_run_without_torch():
+    run_python(
+        "import sys\n"
+        "import hybrid, hybrid.surrogates, hybrid.exporters, hybrid.report, hybrid.fidelity\n"
+        "import hybrid.pipeline.distill, hybrid.pipeline.export, hybrid.pipeline.report, hybrid.cli\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n")

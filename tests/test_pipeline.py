@@ -1,0 +1,125 @@
+"""End to end: the real configs/digits.yaml through the command line, into tmp_path."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from hybrid.cli import main
+from hybrid.features import FeatureTable
+from hybrid.rundir import SPLITS, RunDirectory
+from hybrid.surrogates import SURROGATES
+
+from .conftest import run_python
+
+pytestmark = pytest.mark.slow
+
+SHRUNK = ["--set", "trainer.max_epochs=1", "--set", "trainer.enable_progress_bar=false",
+          "--set", "trainer.enable_model_summary=false", "--set", "report.bootstrap_resamples=200"]
+
+
+def _run(out, *extra):
+    assert main(["run", "configs/digits.yaml", "--out", str(out), *SHRUNK, *extra]) == 0
+    return RunDirectory(out)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("digits") / "run")
+
+
+def test_run_directory_contract(run):
+    for path in (run.config_path, run.checkpoints / "best.ckpt", run.metrics_path, run.report_md,
+                 run.report_html, run.root / "logs" / "metrics.csv"):
+        assert path.is_file(), path
+    for split in SPLITS:
+        with np.load(run.features(split)) as data:
+            assert {"X", "teacher", "proba", "y", "index"} <= set(data.files)
+            n = len(data["y"])
+            assert data["X"].shape[0] == n and data["proba"].shape == (n, 10)
+    exported = {p.name for p in run.exports_dir.iterdir()}
+    suffixes = [".txt", ".md", ".json", ".dot"] + ([".svg"] if shutil.which("dot") else [])
+    for name in ("tree", "rule_list", "sparse_linear"):
+        assert run.surrogate(name).is_file()
+        assert {f"{name}{suffix}" for suffix in suffixes} <= exported
+
+
+def test_metrics_contract(run):
+    metrics = json.loads(run.metrics_path.read_text())
+    assert 0 <= metrics["teacher"]["test_accuracy"] <= 1
+    units = {"tree": "leaves", "rule_list": "rules", "sparse_linear": "nonzero_weights"}
+    for name, unit in units.items():
+        entry = metrics["surrogates"][name]
+        low, high = entry["test_fidelity_ci"]
+        assert low <= entry["test_fidelity"] <= high
+        assert entry["complexity_unit"] == unit and entry["complexity"] >= 1
+        assert 0 <= entry["test_accuracy"] <= 1
+        assert len(metrics["sweep"][name]["points"]) >= 4
+    html = run.report_html.read_text()
+    assert f"{metrics['teacher']['test_accuracy']:.3f}" in html and "data:image/png;base64," in html
+
+
+def test_surrogate_files_predict_exactly_like_the_fitted_surrogates_without_torch(run):
+    train = FeatureTable.load(run.features("train"))
+    test = FeatureTable.load(run.features("test"))
+    config = run.load_config()
+    script = ("import sys, json, numpy as np, hybrid\n"
+              f"X = np.load({str(run.features('test'))!r})['X']\n"
+              "out = {n: hybrid.load_surrogate(f'" + str(run.surrogates_dir) + "/{n}.json')"
+              ".predict(X).tolist() for n in ('tree', 'rule_list', 'sparse_linear')}\n"
+              "assert 'torch' not in sys.modules\n"
+              "print(json.dumps(out))\n")
+    loaded = json.loads(run_python(script))
+    for name, surrogate in config.surrogates.items():
+        fitted = SURROGATES.create(surrogate.name or name, **surrogate.params)
+        fitted.fit(train.frame(), train.teacher, class_names=train.class_names)
+        np.testing.assert_array_equal(loaded[name], fitted.predict(test.frame()))
+
+
+def test_same_config_and_seed_give_byte_identical_surrogates(run, tmp_path):
+    again = _run(tmp_path / "again")
+    files = sorted(p.relative_to(run.surrogates_dir) for p in run.surrogates_dir.rglob("*.json")
+                   if p.name != "distill.json")
+    assert len(files) >= 3 + 4 * 3
+    for relative in files:
+        assert (again.surrogates_dir / relative).read_bytes() == (run.surrogates_dir / relative).read_bytes()
+
+
+def test_running_again_resumes_and_redoes_only_what_is_missing(run, capsys):
+    fit_marker = run.marker("fit").read_bytes()
+    run.marker("distill").unlink()  # as if killed while distilling
+    capsys.readouterr()
+    _run(run.root)
+    err = capsys.readouterr().err
+    assert "fit: done already" in err and "extract: done already" in err
+    assert "distill: rule_list" in err and run.is_done("report")
+    assert run.marker("fit").read_bytes() == fit_marker
+
+
+def test_other_config_needs_overwrite(run, capsys):
+    code = main(["run", "configs/digits.yaml", "--out", str(run.root), *SHRUNK, "--set", "seed=3"])
+    assert code == 2 and "different config (seed: 0 -> 3)" in capsys.readouterr().err
+
+
+def test_stage_verbs_redo_one_stage(run):
+    before = run.marker("report").stat().st_mtime_ns
+    assert main(["export", str(run.root), "--overwrite"]) == 0
+    assert run.is_done("export") and not run.is_done("report"), "later stages become stale"
+    assert main(["report", str(run.root)]) == 0
+    assert run.marker("report").stat().st_mtime_ns != before
+
+
+def test_full_default_config_meets_the_accuracy_and_fidelity_goals(tmp_path):
+    """The unshrunk configs/digits.yaml: the numbers the README promises."""
+    out = tmp_path / "full"
+    assert main(["run", "configs/digits.yaml", "--out", str(out),
+                 "--set", "trainer.enable_progress_bar=false"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["teacher"]["test_accuracy"] >= 0.97
+    surrogates = metrics["surrogates"]
+    assert surrogates["tree"]["complexity"] <= 32 and surrogates["tree"]["test_fidelity"] >= 0.90
+    assert surrogates["rule_list"]["complexity"] <= 32 and surrogates["rule_list"]["test_fidelity"] >= 0.90
+    assert surrogates["sparse_linear"]["test_fidelity"] >= 0.95
+    linear = json.loads((out / "surrogates" / "sparse_linear.json").read_text())
+    assert max(sum(w != 0 for w in row) for row in linear["model"]["coef"]) <= 10
