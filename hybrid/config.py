@@ -144,20 +144,20 @@ def load_config(path, overrides: list[str] = ()) -> Config:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise ConfigError("no such config file", path) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({_one_line(exc)})") from None
+        raise ConfigError(f"not valid YAML ({_one_line(exc)})", path) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, "
-                          f"not a {type(raw).__name__}")
+        raise ConfigError("the top level must be a mapping of sections, "
+                          f"not a {type(raw).__name__}", path)
     for key, value in overrides:
         _set_path(raw, key, value, path)
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc, Config)}") from None
+        raise ConfigError(_describe(exc, Config), path) from None
 
 
 def parse_overrides(overrides) -> list[tuple[str, Any]]:
@@ -180,8 +180,8 @@ def _set_path(raw: dict, dotted: str, value, path: Path) -> None:
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"{path}: --set {dotted}: '{'.'.join(parts[:i + 1])}' is a value, "
-                              "not a section")
+            raise ConfigError(f"--set {dotted}: '{'.'.join(parts[:i + 1])}' is a value, "
+                              "not a section", path)
         node = child
     node[parts[-1]] = value
 
@@ -242,7 +242,8 @@ def check_params(factory, params: dict, where: str, supplied=()) -> None:
                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                 and n != "self" and n not in supplied}
     check_keys(params, accepted, where)
-    hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    hints = typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory,
+                                  include_extras=True)
     fields = {name: (_expected_type(hints.get(name), accepted[name].default), ...)
               for name in params}
     probe = create_model("Params", __config__=ConfigDict(arbitrary_types_allowed=True), **fields)

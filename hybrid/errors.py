@@ -12,7 +12,22 @@ class HybridError(Exception):
 
 
 class ConfigError(HybridError, ValueError):
-    """A config file, key or value is wrong; the message names file, key and valid choices."""
+    """A config file, key or value is wrong; the message names file, key and valid choices.
+
+    ``source`` is the config file; code that checks a value without knowing the file leaves
+    it out, and the caller that knows the file adds it with :meth:`with_source`.
+    """
+
+    def __init__(self, message: str, source=None):
+        super().__init__(message)
+        self.message, self.source = message, source
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.message}" if self.source else self.message
+
+    def with_source(self, source) -> "ConfigError":
+        """This error, naming ``source`` unless it names a file already."""
+        return self if self.source else ConfigError(self.message, source)
 
 
 class RunDirectoryError(HybridError):

@@ -33,6 +33,11 @@ def test_help_explains_with_an_example(verb, capsys):
     ("surrogates: {tree: {params: {max_leaf_nodes: many}}}\n", "surrogates.tree.params.max_leaf_nodes"),
     ("export: {formats: [pdf]}\n", "unknown exporter 'pdf'; choose from: dot, json, markdown, svg, text"),
     ("extract: {batch_size: -1}\n", "key 'extract.batch_size'"),
+    ("data: {params: {val_fraction: 1.5}}\n", "key 'data.params.val_fraction': input should be less than 1"),
+    ("model: {backbone: {params: {embedding_dim: 0}}}\n", "key 'model.backbone.params.embedding_dim'"),
+    ("surrogates: {rule_list: {params: {max_rules: 0}}}\n", "'max_rules' parameter of RuleListSurrogate must be"),
+    ("trainer: {precision: bogus}\n", "section 'trainer': "),
+    ("model: {scheduler: step}\n", "unknown scheduler 'step'; choose from: cosine, none"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, capsys, text, expected):
     config = tmp_path / "bad.yaml"

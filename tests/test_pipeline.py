@@ -97,6 +97,15 @@ def test_running_again_resumes_and_redoes_only_what_is_missing(run, capsys):
     assert run.marker("fit").read_bytes() == fit_marker
 
 
+def test_training_resumes_from_the_last_checkpoint(run, capsys):
+    run.marker("fit").unlink()  # as if killed after an epoch: last.ckpt is there, fit.json not
+    assert main(["fit", str(run.root)]) == 0
+    assert "resuming from" in capsys.readouterr().err and run.is_done("fit")
+    assert not run.is_done("extract"), "a refit makes the features stale"
+    _run(run.root)
+    assert run.is_done("report")
+
+
 def test_other_config_needs_overwrite(run, capsys):
     code = main(["run", "configs/digits.yaml", "--out", str(run.root), *SHRUNK, "--set", "seed=3"])
     assert code == 2 and "different config (seed: 0 -> 3)" in capsys.readouterr().err

@@ -6,6 +6,9 @@ the LightningModule. Embeddings pass through a ReLU, so each dimension reads as 
 this learned feature fires", which is what rules over embeddings talk about.
 """
 
+from typing import Annotated
+
+from annotated_types import Ge, Gt, Lt
 from torch import nn
 
 __all__ = ["SmallCNN", "small_cnn", "tiny_cnn"]
@@ -49,12 +52,13 @@ class SmallCNN(nn.Module):
         return self.embedding(self.features(x))
 
 
-def small_cnn(in_channels: int, widths: list[int] = (32, 64), embedding_dim: int = 64,
-              dropout: float = 0.1) -> SmallCNN:
+def small_cnn(in_channels: int, widths: list[Annotated[int, Gt(0)]] = (32, 64),
+              embedding_dim: Annotated[int, Gt(0)] = 64,
+              dropout: Annotated[float, Ge(0), Lt(1)] = 0.1) -> SmallCNN:
     """The default backbone for digits-sized images (see :class:`SmallCNN`)."""
     return SmallCNN(in_channels, tuple(widths), embedding_dim, dropout)
 
 
-def tiny_cnn(in_channels: int, embedding_dim: int = 8) -> SmallCNN:
+def tiny_cnn(in_channels: int, embedding_dim: Annotated[int, Gt(0)] = 8) -> SmallCNN:
     """A one-stage, 8-channel backbone that trains in a blink: for tests."""
     return SmallCNN(in_channels, (8,), embedding_dim, dropout=0.0)

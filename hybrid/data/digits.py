@@ -3,12 +3,17 @@
 The data ships with scikit-learn, so nothing is downloaded, ever.
 """
 
+from typing import Annotated
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
+from annotated_types import Ge, Gt, Lt
 from torch.utils.data import DataLoader, TensorDataset
+
+from ..errors import ConfigError
 
 __all__ = ["DigitsDataModule"]
 
@@ -36,9 +41,14 @@ class DigitsDataModule(pl.LightningDataModule):
     class_names = tuple(str(d) for d in range(10))
     input_shape = (1, 8, 8)
 
-    def __init__(self, batch_size: int = 64, val_fraction: float = 0.15,
-                 test_fraction: float = 0.2, seed: int = 0, num_workers: int = 0):
+    def __init__(self, batch_size: Annotated[int, Gt(0)] = 64,
+                 val_fraction: Annotated[float, Gt(0), Lt(1)] = 0.15,
+                 test_fraction: Annotated[float, Gt(0), Lt(1)] = 0.2, seed: int = 0,
+                 num_workers: Annotated[int, Ge(0)] = 0):
         super().__init__()
+        if val_fraction + test_fraction >= 1:
+            raise ConfigError(f"data.params: val_fraction + test_fraction must be below 1, "
+                              f"got {val_fraction} + {test_fraction}")
         self.save_hyperparameters()
         self.splits: dict[str, TensorDataset] = {}
 

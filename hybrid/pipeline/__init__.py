@@ -41,7 +41,7 @@ def start_run(config_path, out=None, overrides=(), overwrite=False) -> RunDirect
     try:
         check_config(config)
     except ConfigError as exc:  # registries and signatures don't know the file: name it
-        raise ConfigError(f"{config_path}: {exc}") from None
+        raise exc.with_source(config_path) from None
     run = RunDirectory(out if out is not None else Path("runs") / Path(config_path).stem)
     run.create(config, overwrite=overwrite)
     return run
@@ -53,7 +53,10 @@ def run_stage(run: RunDirectory, stage: str, redo: bool = False):
         log.info("%s: done already (%s); pass --overwrite to redo", stage, run.marker(stage))
         return None
     run.invalidate_from(stage)
-    return _stage_function(stage)(run)
+    try:
+        return _stage_function(stage)(run)
+    except ConfigError as exc:
+        raise exc.with_source(run.config_path) from None
 
 
 def run_pipeline(run: RunDirectory) -> None:

@@ -5,6 +5,7 @@ Shared by the fit and extract stages. Everything a config names is checked here 
 """
 
 import inspect
+import logging
 import warnings
 
 import pytorch_lightning as pl
@@ -27,11 +28,16 @@ _RESERVED_TRAINER_KEYS = ("callbacks", "logger", "default_root_dir", "enable_che
 
 
 def check_training_config(config: Config) -> None:
-    """Check data, model and trainer sections against the registries and ``pl.Trainer``."""
+    """Check data, model and trainer sections against the registries and ``pl.Trainer``.
+
+    The data module and backbone are built too (cheap: data load in ``setup``), so checks
+    their constructors make across parameters also fail before any work.
+    """
     check_params(DATAMODULES.get(config.data.name), config.data.params, "data.params")
     backbone = config.model.backbone
     check_params(BACKBONES.get(backbone.name), backbone.params, "model.backbone.params",
                  supplied=("in_channels",))
+    _backbone(config, DATAMODULES.create(config.data.name, **config.data.params))
     check_params(OPTIMIZERS.get(config.model.optimizer.name), config.model.optimizer.params,
                  "model.optimizer.params", supplied=("params",))
     SCHEDULERS.get(config.model.scheduler)
@@ -40,6 +46,18 @@ def check_training_config(config: Config) -> None:
             raise ConfigError(f"key 'trainer.{key}' is set by hybrid from the run directory; "
                               "remove it")
     check_keys(config.trainer, inspect.signature(pl.Trainer).parameters, "trainer")
+    _probe_trainer(config)
+
+
+def _probe_trainer(config: Config) -> None:
+    """Build a throw-away Trainer so a value Lightning rejects fails before any work."""
+    lightning_log = logging.getLogger("pytorch_lightning")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # its device summary prints once, when training
+    try:
+        _trainer(config.trainer, {"logger": False, "enable_checkpointing": False}, root=None)
+    finally:
+        lightning_log.setLevel(level)
 
 
 def build_datamodule(config: Config) -> pl.LightningDataModule:
@@ -78,10 +96,18 @@ def build_trainer(config: Config, run: RunDirectory, training: bool) -> pl.Train
                  "logger": CSVLogger(save_dir=run.root, name="logs", version="")}
     else:
         extra = {"logger": False, "enable_checkpointing": False}
+    return _trainer(kwargs, extra, root=run.root)
+
+
+def _trainer(kwargs: dict, extra: dict, root) -> pl.Trainer:
     try:
-        return pl.Trainer(**kwargs, **extra, default_root_dir=run.root)
-    except (TypeError, ValueError, MisconfigurationException) as exc:
-        raise ConfigError(f"{run.config_path}: section 'trainer': {exc}") from None
+        return pl.Trainer(**kwargs, **extra, default_root_dir=root)
+    except (TypeError, ValueError, ImportError, RuntimeError, MisconfigurationException) as exc:
+        raise ConfigError(f"section 'trainer': {_one_line(exc)}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def quiet_lightning() -> None:

@@ -9,6 +9,7 @@ import logging
 import time
 
 from sklearn.base import clone
+from sklearn.utils._param_validation import InvalidParameterError
 
 from .. import __version__
 from ..config import Config, check_params
@@ -32,6 +33,10 @@ def check_surrogates_config(config: Config) -> None:
         kind = surrogate.name or key
         factory = SURROGATES.get(kind)
         check_params(factory, surrogate.params, f"surrogates.{key}.params")
+        try:
+            factory(**surrogate.params)._validate_params()
+        except InvalidParameterError as exc:
+            raise ConfigError(f"key 'surrogates.{key}.params': {exc}") from None
         if surrogate.sweep and kind not in BUDGET_PARAMS:
             raise ConfigError(f"key 'surrogates.{key}.sweep': {kind} has no budget parameter")
 

@@ -20,8 +20,12 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
     """Base class of hybrid's surrogates; subclasses implement :meth:`_fit_model`.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``feature_names_in_`` (when ``X`` is a
-    DataFrame) and ``model_``, the IR model.
+    DataFrame) and ``model_``, the IR model. Subclasses declare ``_parameter_constraints`` as
+    scikit-learn's own estimators do; ``fit`` checks them, and so does the pipeline before
+    any work, with scikit-learn's messages.
     """
+
+    _parameter_constraints: dict = {}
 
     def fit(self, X, y, class_names=None):
         """Fit to the teacher's labels ``y``.
@@ -39,6 +43,7 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
         -------
         self : object
         """
+        self._validate_params()
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)

@@ -12,7 +12,10 @@ the number of rows:
   boolean matrix is ever built, and there is no Python loop over samples.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from ..ir import Predicate, Rule, RuleListModel
 from ._base import SurrogateMixin
@@ -55,6 +58,15 @@ class RuleListSurrogate(SurrogateMixin):
         The learned list in the IR.
     """
 
+    _parameter_constraints = {
+        "max_rules": [Interval(Integral, 1, None, closed="left")],
+        "max_conditions": [Interval(Integral, 1, None, closed="left")],
+        "n_thresholds": [Interval(Integral, 1, 255, closed="both")],
+        "beam_width": [Interval(Integral, 1, None, closed="left")],
+        "error_cost": [Interval(Real, 0, None, closed="left")],
+        "min_support": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, max_rules=32, max_conditions=3, n_thresholds=16, beam_width=4,
                  error_cost=2.0, min_support=5):
         self.max_rules = max_rules
@@ -65,10 +77,9 @@ class RuleListSurrogate(SurrogateMixin):
         self.min_support = min_support
 
     def _fit_model(self, X, y, n_classes, names):
-        self._check_params()
         self.thresholds_ = _quantile_thresholds(X, self.n_thresholds)
         search = _RuleSearch(X, y, n_classes, self.thresholds_, self.max_conditions,
-                             self.beam_width, self.error_cost, max(1, self.min_support))
+                             self.beam_width, self.error_cost, self.min_support)
         rules, answered_rows = [], []
         open_rows = np.ones(len(y), dtype=bool)
         while len(rules) < self.max_rules - 1 and open_rows.sum() >= self.min_support:
@@ -88,15 +99,6 @@ class RuleListSurrogate(SurrogateMixin):
             open_rows |= answered_rows.pop()
             default = _default_rule(y, open_rows, n_classes)
         return RuleListModel(**names, rules=(*rules, default))
-
-    def _check_params(self):
-        for name in ("max_rules", "max_conditions", "n_thresholds", "beam_width"):
-            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.n_thresholds > 255:
-            raise ValueError(f"n_thresholds must be at most 255, got {self.n_thresholds}")
-        if self.error_cost < 0:
-            raise ValueError(f"error_cost must be non-negative, got {self.error_cost}")
 
 
 def _quantile_thresholds(X: np.ndarray, n_thresholds: int) -> list[np.ndarray]:

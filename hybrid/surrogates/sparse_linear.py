@@ -1,12 +1,14 @@
 """Sparse linear surrogate: an L1 / elastic-net multinomial logistic head with a weight budget."""
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import l1_min_c
+from sklearn.utils._param_validation import Interval
 
 from ..ir import LinearModel
 from ._base import SurrogateMixin
@@ -49,6 +51,16 @@ class SparseLinearSurrogate(SurrogateMixin):
     scaler_ : StandardScaler
         The standardization folded into ``model_``.
     """
+
+    _parameter_constraints = {
+        "max_nonzero_per_class": [Interval(Integral, 1, None, closed="left")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="right")],
+        "n_penalties": [Interval(Integral, 1, None, closed="left")],
+        "path_span": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, max_nonzero_per_class=10, l1_ratio=1.0, n_penalties=40, path_span=2.0,
                  max_iter=200, tol=1e-3, random_state=0):

@@ -31,6 +31,11 @@ class TreeSurrogate(SurrogateMixin):
     hybrid's feature tables are float32, so both agree exactly on them.
     """
 
+    _parameter_constraints = {
+        name: DecisionTreeClassifier._parameter_constraints[name]
+        for name in ("max_leaf_nodes", "max_depth", "min_samples_leaf", "criterion", "random_state")
+    }
+
     def __init__(self, max_leaf_nodes=32, max_depth=None, min_samples_leaf=1,
                  criterion="gini", random_state=0):
         self.max_leaf_nodes = max_leaf_nodes
