@@ -372,8 +372,19 @@ class LinearModel(InterpretableModel):
         return np.count_nonzero(self.coef, axis=1)
 
     def decision_function(self, X) -> np.ndarray:
-        """Class scores (logits), shape (n_samples, n_classes)."""
-        return self._check_X(X) @ self.coef.T + self.intercept
+        """Class scores (logits), shape (n_samples, n_classes).
+
+        ``intercept + w_j * x_j + ...`` summed left to right over the features with a non-zero
+        weight, in feature order, each class over its own non-zero weights: exports (Python,
+        SQL) add the same terms in the same order, so their scores are bit-identical and a
+        near-tie is broken alike everywhere.
+        """
+        X = self._check_X(X)
+        scores = np.tile(self.intercept, (X.shape[0], 1))
+        for j in np.flatnonzero(np.any(self.coef != 0, axis=0)):
+            weighted = self.coef[:, j] != 0
+            scores[:, weighted] += X[:, j, None] * self.coef[weighted, j]
+        return scores
 
     def predict_index(self, X) -> np.ndarray:
         return np.argmax(self.decision_function(X), axis=1)
