@@ -5,6 +5,7 @@ traceback.
 """
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -41,6 +42,13 @@ _STAGE_HELP = {
     "report": ("measure fidelity; write metrics.json, report.md and report.html",
                "hybrid report runs/digits"),
 }
+_AUDIT_EPILOG = (
+    "examples:\n"
+    "  hybrid audit runs/digits                                  # the run's test split\n"
+    "  hybrid audit runs/digits --data configs/digits_shifted.yaml --min-fidelity 0.9\n"
+    "  hybrid audit runs/digits --data my_images/ --json audit.json   # my_images/<class>/*.png\n"
+    "exit codes: 0 passed (or no --min-fidelity), 1 a fidelity lower bound is under\n"
+    "--min-fidelity, 2 usage error.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +76,55 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
             sub.add_argument("--overwrite", action="store_true", help="redo this stage if done")
+        if stage == "export":
+            _add_bundle_arguments(sub)
+    _add_audit_parser(verbs)
+    _add_predict_parser(verbs)
     return parser
+
+
+def _add_bundle_arguments(parser) -> None:
+    parser.add_argument("--bundle", type=Path, metavar="DIR",
+                        help="instead, write a deployable bundle: the CNN (torch.export), the "
+                             "surrogate JSON and a manifest; run it with `hybrid predict`")
+    parser.add_argument("--surrogate", default="rule_list", help="surrogate of the bundle")
+    parser.add_argument("--defer-below", type=float, metavar="F",
+                        help="rules whose validation fidelity is under F defer to the CNN")
+    parser.add_argument("--invert", action="store_true",
+                        help="the images to predict are dark ink on light paper (the digits "
+                             "data are light on dark)")
+    parser.epilog += "\n  hybrid export runs/digits --bundle bundle/ --defer-below 0.9"
+
+
+def _add_audit_parser(verbs) -> None:
+    audit = verbs.add_parser(
+        "audit", help="check the surrogates' fidelity to the CNN on new data (a CI gate)",
+        description="Run the CNN and the surrogates on data and report fidelity overall, per "
+                    "class, per rule, by CNN confidence, with intervals; the disagreements; "
+                    "the CNN's calibration; the change since distillation.",
+        epilog=_AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
+    audit.add_argument("--data", type=Path, metavar="CONFIG_OR_FOLDER",
+                       help="a config whose data section to use, or a folder of images with one "
+                            "sub-folder per class (default: the run's own data)")
+    audit.add_argument("--split", default="test", help="split of the data (default: test)")
+    audit.add_argument("--surrogate", action="append", metavar="NAME",
+                       help="audit only this surrogate (repeatable; default: all)")
+    audit.add_argument("--min-fidelity", type=float, metavar="F",
+                       help="fail (exit 1) when a fidelity interval's lower bound is under F")
+    audit.add_argument("--json", type=Path, metavar="OUT", help="also write the full audit as JSON")
+
+
+def _add_predict_parser(verbs) -> None:
+    predict = verbs.add_parser(
+        "predict", help="classify images with a bundle: the class, the rule that fired, deferral",
+        description="Classify every image under IMAGES with a bundle from "
+                    "`hybrid export RUN --bundle DIR`.",
+        epilog="example:\n  hybrid predict bundle/ images/ --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    predict.add_argument("bundle", metavar="DIR", type=Path, help="a bundle directory")
+    predict.add_argument("images", metavar="IMAGES", type=Path, help="an image file or folder")
+    predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
 
 
 def _add_config_arguments(parser, accepts_run=False) -> None:
@@ -85,14 +141,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr()
     try:
-        _dispatch(args)
+        return _dispatch(args)
     except HybridError as exc:
         print(f"hybrid: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hybrid: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    return 0
 
 
 def _log_to_stderr() -> None:
@@ -105,7 +160,8 @@ def _log_to_stderr() -> None:
     log.propagate = False
 
 
-def _dispatch(args) -> None:
+def _dispatch(args) -> int:
+    """Run the verb; return the exit code."""
     from .pipeline import run_pipeline, run_stage, start_run
     from .rundir import RunDirectory
 
@@ -118,10 +174,46 @@ def _dispatch(args) -> None:
             run_stage(RunDirectory(args.config), "fit", redo=args.overwrite)
         else:
             run_stage(start_run(args.config, args.out, args.overrides, args.overwrite), "fit")
+    elif args.verb == "audit":
+        return _audit(args)
+    elif args.verb == "predict":
+        _predict(args)
+    elif args.verb == "export" and args.bundle is not None:
+        from .bundle import write_bundle
+
+        path = write_bundle(RunDirectory(args.run_dir), args.bundle, args.surrogate,
+                            args.defer_below, overwrite=args.overwrite, invert=args.invert)
+        print(f"hybrid: bundle written: {path}")
     else:
         run = RunDirectory(args.run_dir)
         run.load_config()
         run_stage(run, args.verb, redo=args.overwrite)
+    return 0
+
+
+def _audit(args) -> int:
+    from . import _io
+    from .pipeline.audit import audit_run, dump, format_audit
+    from .rundir import RunDirectory
+
+    result = audit_run(RunDirectory(args.run_dir), args.data, args.split, args.surrogate,
+                       args.min_fidelity)
+    print(format_audit(result))
+    if args.json is not None:
+        _io.write_text(args.json, dump(result))
+    return 1 if result["passed"] is False else 0
+
+
+def _predict(args) -> None:
+    from .bundle import format_predictions, load_bundle
+    from .images import list_images
+
+    paths = [args.images] if args.images.is_file() else list_images(args.images)
+    rows = load_bundle(args.bundle).predict_images(paths)
+    if args.json:
+        print("\n".join(json.dumps(row, ensure_ascii=False) for row in rows))
+    else:
+        print(format_predictions(rows), end="")
 
 
 if __name__ == "__main__":

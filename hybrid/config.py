@@ -99,14 +99,21 @@ class SurrogateConfig(_Section):
 class ExportConfig(_Section):
     """Which exporters (``hybrid.exporters.EXPORTERS``) write files for each surrogate."""
 
-    formats: list[str] = ["text", "markdown", "json", "dot", "svg"]
+    formats: list[str] = ["text", "markdown", "json", "dot", "svg", "python", "sql"]
 
 
 class ReportConfig(_Section):
-    """Fidelity report settings: bootstrap resamples and the interval's confidence level."""
+    """Fidelity report settings.
+
+    ``bootstrap_resamples`` and ``confidence`` set the intervals; ``defer_below`` is the
+    validation fidelity under which a rule defers to the CNN in the hybrid predictor, and
+    ``deferral_thresholds`` the points of its coverage-vs-fidelity curve.
+    """
 
     bootstrap_resamples: int = Field(1000, gt=0)
     confidence: float = Field(0.95, gt=0, lt=1)
+    defer_below: float = Field(0.9, ge=0, le=1)
+    deferral_thresholds: list[float] = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
 
 
 def _default_surrogates() -> dict[str, SurrogateConfig]:

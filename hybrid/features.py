@@ -38,6 +38,8 @@ class FeatureTable:
         One per column of ``X``.
     class_names : tuple of str
         One per class, by label.
+    images : ndarray of shape (n_samples, H, W) or (n_samples, H, W, 3), uint8, default=None
+        Display copies of the images, for galleries of the rows (e.g. the disagreements).
     """
 
     X: np.ndarray
@@ -47,6 +49,7 @@ class FeatureTable:
     index: np.ndarray
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
+    images: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.X)
@@ -72,9 +75,10 @@ class FeatureTable:
 
     def save(self, path) -> Path:
         """Write the table atomically as ``.npz``."""
+        optional = {} if self.images is None else {"images": self.images}
         return _io.save_npz(path, X=self.X, teacher=self.teacher, proba=self.proba, y=self.y,
                             index=self.index, feature_names=np.array(self.feature_names),
-                            class_names=np.array(self.class_names))
+                            class_names=np.array(self.class_names), **optional)
 
     @classmethod
     def load(cls, path) -> FeatureTable:
@@ -91,4 +95,5 @@ class FeatureTable:
             X=arrays["X"], teacher=arrays["teacher"], proba=arrays["proba"], y=arrays["y"],
             index=arrays["index"], feature_names=tuple(str(n) for n in arrays["feature_names"]),
             class_names=tuple(str(n) for n in arrays["class_names"]),
+            images=arrays.get("images"),
         )

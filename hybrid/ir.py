@@ -163,6 +163,13 @@ class InterpretableModel(ABC):
         """Class index (into ``classes``) per row, shape (n_samples,)."""
         return np.argmax(self.predict_proba(X), axis=1)
 
+    def indexed_rules(self) -> list[tuple[int, Rule]]:
+        """``(rule id, Rule)`` for models made of rules; the ids are what ``apply`` returns.
+
+        Empty for models without rules (linear).
+        """
+        return []
+
     def predict(self, X) -> np.ndarray:
         """Predicted label (an element of ``classes``) per row, shape (n_samples,)."""
         return np.asarray(self.classes)[self.predict_index(X)]
@@ -236,6 +243,9 @@ class RuleListModel(InterpretableModel):
         table = np.array([rule.proba for rule in self.rules])
         return table[self.apply(X)]
 
+    def indexed_rules(self) -> list[tuple[int, Rule]]:
+        return list(enumerate(self.rules))
+
     def predict_index(self, X) -> np.ndarray:
         answers = np.array([rule.prediction for rule in self.rules], dtype=np.intp)
         return answers[self.apply(X)]
@@ -296,6 +306,10 @@ class TreeModel(InterpretableModel):
 
     def predict_proba(self, X) -> np.ndarray:
         return self.value[self.apply(X)]
+
+    def indexed_rules(self) -> list[tuple[int, Rule]]:
+        """Each leaf as ``(node id, path rule)``, leaves left to right."""
+        return self.leaf_rules()
 
     def leaf_rules(self) -> list[tuple[int, Rule]]:
         """Each leaf as ``(node index, Rule)``, the rule being the path's conditions, left first."""

@@ -8,7 +8,7 @@
     RUN/features/{train,val,test}.npz  feature tables (hybrid.features.FeatureTable)
     RUN/surrogates/NAME.json           surrogate files (hybrid.jsonio); distill.json marks done
     RUN/surrogates/sweep/NAME/B.json   the surrogate refitted at budget B, for the curve
-    RUN/exports/NAME.{txt,md,json,dot,svg}; index.json marks done
+    RUN/exports/NAME.{txt,md,json,dot,svg,py,sql}; index.json marks done
     RUN/metrics.json, RUN/report.md, RUN/report.html, RUN/figures/
 
 Each stage is done when its marker exists; markers are written last and atomically, so a

@@ -1,4 +1,5 @@
-"""Shared fixtures and marker handling: `gpu` and `requires_dot` tests skip when unmet."""
+"""Shared fixtures and marker handling: `gpu`, `requires_dot` and `requires_browser` tests skip
+when unmet."""
 
 import shutil
 import subprocess
@@ -7,15 +8,21 @@ import sys
 import numpy as np
 import pytest
 
+from .browser import chromium_available
+
 
 def pytest_collection_modifyitems(config, items):
     has_gpu = _cuda_available()
     has_dot = shutil.which("dot") is not None
+    has_browser = chromium_available()
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
         if "requires_dot" in item.keywords and not has_dot:
             item.add_marker(pytest.mark.skip(reason="needs Graphviz's dot"))
+        if "requires_browser" in item.keywords and not has_browser:
+            item.add_marker(pytest.mark.skip(reason="needs /usr/bin/chromium and chromedriver "
+                                                    "(apt-get install chromium chromium-driver)"))
 
 
 def _cuda_available() -> bool:

@@ -31,7 +31,7 @@ def test_help_explains_with_an_example(verb, capsys):
     ("trainer: {callbacks: []}\n", "'trainer.callbacks' is set by hybrid"),
     ("surrogates: {forest: {}}\n", "unknown surrogate 'forest'; choose from: rule_list, sparse_linear, tree"),
     ("surrogates: {tree: {params: {max_leaf_nodes: many}}}\n", "surrogates.tree.params.max_leaf_nodes"),
-    ("export: {formats: [pdf]}\n", "unknown exporter 'pdf'; choose from: dot, json, markdown, svg, text"),
+    ("export: {formats: [pdf]}\n", "unknown exporter 'pdf'; choose from: dot, json, markdown, python, sql, svg, text"),
     ("extract: {batch_size: -1}\n", "key 'extract.batch_size'"),
     ("data: {params: {val_fraction: 1.5}}\n", "key 'data.params.val_fraction': input should be less than 1"),
     ("model: {backbone: {params: {embedding_dim: 0}}}\n", "key 'model.backbone.params.embedding_dim'"),

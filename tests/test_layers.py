@@ -10,18 +10,19 @@ from .conftest import run_python
 PACKAGE = Path(__file__).resolve().parents[1] / "hybrid"
 
 # utilities -> IR and config -> (surrogates, exporters, fidelity | data, backbones)
-#   -> (report | classifier, extraction) -> pipeline -> cli
+#   -> (report | classifier, extraction) -> pipeline -> bundle -> cli
 LAYERS = {
     "errors": 0, "_io": 0,
-    "registry": 1, "ir": 1, "config": 1,
+    "registry": 1, "ir": 1, "config": 1, "images": 1,
     "jsonio": 2, "features": 2, "rundir": 2,
-    "surrogates": 3, "exporters": 3, "fidelity": 3, "data": 3, "backbones": 3,
-    "report": 4, "classifier": 4, "extraction": 4,
+    "surrogates": 3, "exporters": 3, "fidelity": 3, "deferral": 3, "data": 3, "backbones": 3,
+    "report": 4, "audit": 4, "classifier": 4, "extraction": 4,
     "pipeline": 5,
-    "cli": 6,
+    "bundle": 6,
+    "cli": 7,
 }
-TORCH_FREE = ["errors", "_io", "registry", "ir", "jsonio", "config", "features", "rundir",
-              "surrogates", "exporters", "fidelity", "report"]
+TORCH_FREE = ["errors", "_io", "registry", "ir", "images", "jsonio", "config", "features", "rundir",
+              "surrogates", "exporters", "fidelity", "deferral", "report", "audit"]
 
 
 def _top(module_path: Path) -> str:
@@ -71,5 +72,6 @@ def test_numpy_side_stages_run_without_torch():
     run_python(
         "import sys\n"
         "import hybrid, hybrid.surrogates, hybrid.exporters, hybrid.report, hybrid.fidelity\n"
+        "import hybrid.audit, hybrid.deferral\n"
         "import hybrid.pipeline.distill, hybrid.pipeline.export, hybrid.pipeline.report, hybrid.cli\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n")

@@ -39,7 +39,7 @@ def test_run_directory_contract(run):
             n = len(data["y"])
             assert data["X"].shape[0] == n and data["proba"].shape == (n, 10)
     exported = {p.name for p in run.exports_dir.iterdir()}
-    suffixes = [".txt", ".md", ".json", ".dot"] + ([".svg"] if shutil.which("dot") else [])
+    suffixes = [".txt", ".md", ".json", ".dot", ".py", ".sql"] + ([".svg"] if shutil.which("dot") else [])
     for name in ("tree", "rule_list", "sparse_linear"):
         assert run.surrogate(name).is_file()
         assert {f"{name}{suffix}" for suffix in suffixes} <= exported
@@ -132,3 +132,96 @@ def test_full_default_config_meets_the_accuracy_and_fidelity_goals(tmp_path):
     assert surrogates["sparse_linear"]["test_fidelity"] >= 0.95
     linear = json.loads((out / "surrogates" / "sparse_linear.json").read_text())
     assert max(sum(w != 0 for w in row) for row in linear["model"]["coef"]) <= 10
+
+
+def test_audit_gates_on_the_run_split(run, tmp_path, capsys):
+    metrics = json.loads(run.metrics_path.read_text())
+    out = tmp_path / "audit.json"
+    assert main(["audit", str(run.root), "--min-fidelity", "0.05", "--json", str(out)]) == 0
+    assert "PASSED" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    for name, audit in result["surrogates"].items():
+        assert audit["fidelity"] == pytest.approx(metrics["surrogates"][name]["test_fidelity"])
+        assert audit["change"] == pytest.approx(0.0) and audit["passed"] is True
+        assert sum(row["n"] for row in audit["per_class"]) == audit["n"]
+    assert main(["audit", str(run.root), "--min-fidelity", "0.9999"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_audit_runs_the_cnn_on_a_shifted_data_set(run, tmp_path, capsys):
+    out = tmp_path / "shifted.json"
+    assert main(["audit", str(run.root), "--data", "configs/digits_shifted.yaml",
+                 "--surrogate", "tree", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    audit = result["surrogates"]["tree"]
+    assert result["data"]["kind"] == "config" and list(result["surrogates"]) == ["tree"]
+    assert audit["n"] == 360 and audit["change"] is not None
+    assert audit["calibration"]["ece"] is not None
+
+
+def test_audit_on_a_folder_of_images(run, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    test = FeatureTable.load(run.features("test"))
+    for i in test.index[:20]:
+        folder = tmp_path / "images" / str(digits.target[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray((digits.images[i] * 255 / 16).round().astype("uint8")).save(folder / f"{i}.png")
+    out = tmp_path / "folder.json"
+    assert main(["audit", str(run.root), "--data", str(tmp_path / "images"), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["data"]["kind"] == "folder" and len(result["data"]["files"]) == 20
+    assert result["surrogates"]["rule_list"]["n"] == 20
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "nowhere/"], "no such config file or image folder"),
+    (["--surrogate", "forest"], "unknown surrogate 'forest'"),
+    (["--split", "holdout"], "unknown split 'holdout'"),
+])
+def test_audit_usage_errors_exit_2(run, capsys, args, message):
+    assert main(["audit", str(run.root), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.requires_browser
+def test_real_report_opens_cleanly_in_chromium(run):
+    from .browser import open_page
+
+    metrics = json.loads(run.metrics_path.read_text())
+    page = open_page(run.report_html, run.root / "report.png")
+    assert page.console_errors == [] and page.network_requests == []
+    assert page.images_loaded and page.broken_images == []
+    for section in ("summary", "fidelity-vs-complexity", "per-class", "rules", "deferral",
+                    "calibration"):
+        assert section in page.sections, section
+    assert f"{metrics['teacher']['test_accuracy']:.3f}" in page.sections["summary"]
+    for entry in metrics["surrogates"].values():
+        assert f"{entry['test_fidelity']:.3f}" in page.sections["summary"]
+    assert (run.root / "report.png").stat().st_size > 10_000
+
+
+def test_code_exports_of_the_run_predict_like_the_surrogates(run):
+    import importlib.util
+    import sqlite3
+
+    from hybrid import load_surrogate
+
+    test = FeatureTable.load(run.features("test"))
+    rows = test.X.astype(float).tolist()
+    connection = sqlite3.connect(":memory:")
+    columns = ", ".join(f'"{name}" DOUBLE' for name in test.feature_names)
+    connection.execute(f"CREATE TABLE features (row_id INTEGER, {columns})")
+    connection.executemany(f"INSERT INTO features VALUES ({', '.join('?' * (len(rows[0]) + 1))})",
+                           [(i, *row) for i, row in enumerate(rows)])
+    for name in ("tree", "rule_list", "sparse_linear"):
+        expected = load_surrogate(run.surrogate(name)).predict(test.X).tolist()
+        spec = importlib.util.spec_from_file_location(f"export_{name}", run.exports_dir / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.predict(rows) == expected
+        select = (run.exports_dir / f"{name}.sql").read_text()
+        got = [row[-1] for row in sorted(connection.execute(select.rstrip().rstrip(";")))]
+        assert got == expected

@@ -1,5 +1,6 @@
 """Data modules by name. Each yields ``(image, label, index)`` batches and exposes
-``class_names``, ``num_classes``, ``input_shape`` and ``split_dataloader(split)``.
+``class_names``, ``num_classes``, ``input_shape``, ``value_range``, ``normalization`` and
+``split_dataloader(split)``.
 """
 
 from ..registry import Registry

@@ -36,21 +36,43 @@ class DigitsDataModule(pl.LightningDataModule):
         Seeds the split and the training shuffle.
     num_workers : int, default=0
         The data sit in memory; worker processes would only add start-up time.
+    shift : int, default=0
+        Corruption for audits on shifted data: move every digit this many pixels right
+        (negative: left), filling with paper.
+    noise_std : float, default=0.0
+        Corruption: seeded Gaussian noise on the raw 0..16 pixels, clipped back to 0..16.
+    normalization : tuple of float, default=None
+        ``(mean, std)`` to scale pixels with; None computes them on the training split. An
+        audit on corrupted data passes the trained model's own statistics here.
+
+    Attributes
+    ----------
+    value_range : tuple of float
+        Raw pixel values run from 0 (paper) to 16 (ink): the number of inked cells in each
+        4x4 block of the original 32x32 bitmaps.
+    normalization : tuple of float
+        ``(mean, std)`` of the training split's raw pixels, set by ``setup``; a deployed model
+        must scale its input the same way.
     """
 
     class_names = tuple(str(d) for d in range(10))
     input_shape = (1, 8, 8)
+    value_range = (0.0, 16.0)
 
     def __init__(self, batch_size: Annotated[int, Gt(0)] = 64,
                  val_fraction: Annotated[float, Gt(0), Lt(1)] = 0.15,
                  test_fraction: Annotated[float, Gt(0), Lt(1)] = 0.2, seed: int = 0,
-                 num_workers: Annotated[int, Ge(0)] = 0):
+                 num_workers: Annotated[int, Ge(0)] = 0, shift: int = 0,
+                 noise_std: Annotated[float, Ge(0)] = 0.0,
+                 normalization: tuple[float, Annotated[float, Gt(0)]] | None = None):
         super().__init__()
         if val_fraction + test_fraction >= 1:
             raise ConfigError(f"data.params: val_fraction + test_fraction must be below 1, "
                               f"got {val_fraction} + {test_fraction}")
         self.save_hyperparameters()
         self.splits: dict[str, TensorDataset] = {}
+        self.normalization: tuple[float, float] | None = None
+        self._raw: dict[str, np.ndarray] = {}
 
     @property
     def num_classes(self) -> int:
@@ -60,19 +82,42 @@ class DigitsDataModule(pl.LightningDataModule):
         if self.splits:
             return
         images, labels = load_digits(return_X_y=True)
-        images = images.reshape(-1, *self.input_shape).astype(np.float32)
+        images = self._corrupted(images.reshape(-1, *self.input_shape).astype(np.float32))
         index = np.arange(len(labels))
         rest, test = train_test_split(index, test_size=self.hparams.test_fraction,
                                       stratify=labels, random_state=self.hparams.seed)
         val_share = self.hparams.val_fraction / (1 - self.hparams.test_fraction)
         train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest],
                                       random_state=self.hparams.seed)
-        mean, std = images[train].mean(), images[train].std()
+        mean, std = self.hparams.normalization or (images[train].mean(), images[train].std())
+        self.normalization = (float(mean), float(std))
         for name, rows in (("train", train), ("val", val), ("test", test)):
             rows = np.sort(rows)
+            self._raw[name] = images[rows]
             self.splits[name] = TensorDataset(torch.from_numpy((images[rows] - mean) / std),
                                               torch.from_numpy(labels[rows]),
                                               torch.from_numpy(rows))
+
+    def _corrupted(self, images: np.ndarray) -> np.ndarray:
+        """The ``shift`` and ``noise_std`` corruptions; the identity by default."""
+        shift, noise = self.hparams.shift, self.hparams.noise_std
+        if shift:
+            moved = np.zeros_like(images)
+            width = images.shape[-1]
+            if shift > 0:
+                moved[..., shift:] = images[..., :width - shift]
+            else:
+                moved[..., :width + shift] = images[..., -shift:]
+            images = moved
+        if noise:
+            rng = np.random.default_rng(self.hparams.seed + 1)
+            images = np.clip(images + rng.normal(0, noise, images.shape), *self.value_range)
+        return images.astype(np.float32)
+
+    def display_images(self, split: str) -> np.ndarray:
+        """The split's images as uint8 (n, 8, 8), ink bright, in the loaders' order."""
+        low, high = self.value_range
+        return np.round((self._raw[split][:, 0] - low) / (high - low) * 255).astype(np.uint8)
 
     def split_dataloader(self, split: str, shuffle: bool = False, batch_size: int | None = None):
         """Loader over one split, in index order unless ``shuffle``."""

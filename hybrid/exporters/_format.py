@@ -1,12 +1,13 @@
 """Text pieces every exporter shares: numbers, names, conditions, rule statistics, headers.
 
 One place decides how a threshold, a probability or a condition reads, so the text, Markdown
-and DOT exports of one model always agree. Exports are for people; the JSON file is the exact
-artifact, so numbers here are rounded for reading.
+and DOT exports of one model always agree. Exports for people round numbers for reading; the
+code exports (Python, SQL) share the exact pieces at the end of this module instead.
 """
 
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 
 import numpy as np
 
@@ -100,3 +101,46 @@ def dispatch(renderers: Mapping[str, Callable], model: InterpretableModel, expor
         raise TypeError(f"no {export} export for {type(model).__name__}; it exports IR models "
                         f"of kind {', '.join(renderers)}")
     return renderers[kind](model)
+
+
+# --- code exports: exact, for machines ------------------------------------------------------
+
+def code_label(label) -> int | str:
+    """``label`` as the plain int or str a code export writes, e.g. ``np.int64(3)`` -> ``3``.
+
+    Raises
+    ------
+    TypeError
+        For any other label: the surrogate file holds only int and str labels, and a float
+        label would make the exports compare labels inexactly.
+    """
+    if isinstance(label, str):
+        return str(label)
+    if isinstance(label, Integral) and not isinstance(label, bool):
+        return int(label)
+    raise TypeError(f"class label {label!r} is neither int nor str; code exports need one of them")
+
+
+def condition_code(predicate: Predicate, column: Callable[[int], str],
+                   number: Callable[[float], str]) -> str:
+    """One condition as code, e.g. ``x[3] <= 0.5`` (Python) or ``"dim_3" <= 0.5e0`` (SQL).
+
+    Python and SQL both spell the IR's two operators ``<=`` and ``>``, so only the column and
+    the number literal differ between them.
+    """
+    return f"{column(predicate.feature)} {predicate.op} {number(predicate.threshold)}"
+
+
+def score_code(model: LinearModel, class_index: int, column: Callable[[int], str],
+               number: Callable[[float], str]) -> str:
+    """One class's score as code: ``intercept + w * x_j - |w| * x_k ...``.
+
+    The terms follow :meth:`LinearModel.decision_function` exactly (intercept first, then the
+    non-zero weights in feature order, added left to right), so the code computes the same
+    float64 scores bit for bit. A negative weight is written as subtracting its absolute
+    value, which IEEE 754 makes identical to adding the negative product.
+    """
+    row = model.coef[class_index]
+    terms = [f" {'-' if row[j] < 0 else '+'} {number(abs(row[j]))} * {column(int(j))}"
+             for j in np.flatnonzero(row)]
+    return number(model.intercept[class_index]) + "".join(terms)

@@ -7,21 +7,27 @@ Shared by the fit and extract stages. Everything a config names is checked here 
 import inspect
 import logging
 import warnings
+from pathlib import Path
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..backbones import BACKBONES
 from ..classifier import OPTIMIZERS, SCHEDULERS, ImageClassifier
 from ..config import Config, check_keys, check_params
 from ..data import DATAMODULES
+from ..images import list_images, load_images
 from ..errors import ConfigError
+from ..extraction import extract_table
+from ..features import FeatureTable
 from ..rundir import RunDirectory
 
 __all__ = ["check_training_config", "build_datamodule", "build_classifier", "build_trainer",
-           "load_classifier", "quiet_lightning"]
+           "load_classifier", "predict_table", "predict_images", "quiet_lightning"]
 
 # pl.Trainer arguments hybrid sets itself: the run directory decides them.
 _RESERVED_TRAINER_KEYS = ("callbacks", "logger", "default_root_dir", "enable_checkpointing")
@@ -37,7 +43,7 @@ def check_training_config(config: Config) -> None:
     backbone = config.model.backbone
     check_params(BACKBONES.get(backbone.name), backbone.params, "model.backbone.params",
                  supplied=("in_channels",))
-    _backbone(config, DATAMODULES.create(config.data.name, **config.data.params))
+    _backbone(config, DATAMODULES.create(config.data.name, **config.data.params).input_shape[0])
     check_params(OPTIMIZERS.get(config.model.optimizer.name), config.model.optimizer.params,
                  "model.optimizer.params", supplied=("params",))
     SCHEDULERS.get(config.model.scheduler)
@@ -60,30 +66,77 @@ def _probe_trainer(config: Config) -> None:
         lightning_log.setLevel(level)
 
 
-def build_datamodule(config: Config) -> pl.LightningDataModule:
-    datamodule = DATAMODULES.create(config.data.name, **config.data.params)
+def build_datamodule(config: Config, normalization=None) -> pl.LightningDataModule:
+    """The configured data module, set up; ``normalization`` overrides its (mean, std)."""
+    params = dict(config.data.params)
+    if normalization is not None:
+        params["normalization"] = tuple(normalization)
+    datamodule = DATAMODULES.create(config.data.name, **params)
     datamodule.setup()
     return datamodule
 
 
 def build_classifier(config: Config, datamodule) -> ImageClassifier:
-    return ImageClassifier(_backbone(config, datamodule), num_classes=datamodule.num_classes,
+    return ImageClassifier(_backbone(config, datamodule.input_shape[0]),
+                           num_classes=datamodule.num_classes,
                            optimizer=config.model.optimizer.name,
                            optimizer_params=dict(config.model.optimizer.params),
                            scheduler=config.model.scheduler,
                            label_smoothing=config.model.label_smoothing)
 
 
-def load_classifier(config: Config, datamodule, checkpoint) -> ImageClassifier:
-    """The trained classifier from ``checkpoint``, in eval mode."""
-    model = ImageClassifier.load_from_checkpoint(checkpoint, backbone=_backbone(config, datamodule),
+def load_classifier(config: Config, run: RunDirectory, in_channels: int) -> ImageClassifier:
+    """The run's best checkpoint as a classifier, in eval mode."""
+    checkpoint = run.read_marker("fit")["best_checkpoint"]
+    model = ImageClassifier.load_from_checkpoint(checkpoint, backbone=_backbone(config, in_channels),
                                                  map_location="cpu", weights_only=True)
     return model.eval()
 
 
-def _backbone(config: Config, datamodule):
-    return BACKBONES.create(config.model.backbone.name, in_channels=datamodule.input_shape[0],
+def _backbone(config: Config, in_channels: int):
+    return BACKBONES.create(config.model.backbone.name, in_channels=in_channels,
                             **config.model.backbone.params)
+
+
+def predict_table(config: Config, run: RunDirectory, loader, class_names,
+                  in_channels: int) -> FeatureTable:
+    """Features and CNN answers for every batch of ``loader``, through the best checkpoint."""
+    quiet_lightning()
+    model = load_classifier(config, run, in_channels)
+    return extract_table(build_trainer(config, run, training=False), model, loader, class_names)
+
+
+def predict_images(config: Config, run: RunDirectory, datamodule, folder: Path,
+                   batch_size: int = 256) -> tuple[FeatureTable, list[Path]]:
+    """Run the CNN over ``folder/CLASS/*.png``; sub-folders are named by class name.
+
+    Images are resized and scaled to what ``datamodule`` feeds the CNN, then normalized with
+    its training statistics.
+    """
+    files, labels = _labelled_images(folder, datamodule.class_names)
+    channels, height, width = datamodule.input_shape
+    pixels = load_images(files, channels, height, width, datamodule.value_range)
+    mean, std = datamodule.normalization
+    dataset = TensorDataset(torch.from_numpy((pixels - mean) / std), torch.tensor(labels),
+                            torch.arange(len(files)))
+    loader = DataLoader(dataset, batch_size=batch_size)
+    return predict_table(config, run, loader, datamodule.class_names, channels), files
+
+
+def _labelled_images(folder: Path, class_names) -> tuple[list[Path], list[int]]:
+    folders = sorted(d for d in folder.iterdir() if d.is_dir())
+    if not folders:
+        raise ConfigError(f"{folder}: expected one sub-folder of images per class, named by "
+                          f"class ({', '.join(class_names)})")
+    files, labels = [], []
+    for sub in folders:
+        if sub.name not in class_names:
+            raise ConfigError(f"{sub}: '{sub.name}' is not a class of this run; sub-folders "
+                              f"must be named by class: {', '.join(class_names)}")
+        found = list_images(sub)
+        files += found
+        labels += [list(class_names).index(sub.name)] * len(found)
+    return files, labels
 
 
 def build_trainer(config: Config, run: RunDirectory, training: bool) -> pl.Trainer:

@@ -7,11 +7,15 @@ import logging
 
 from .. import __version__, _io
 from ..config import Config
+from ..audit import audit_features, calibration
+from ..deferral import HybridPredictor, coverage_curve, deferral_summary, rule_fidelity
 from ..exporters import dot_available, render_svg, to_dot, to_text
+from ..exporters._format import conditions_text, display_names
 from ..features import FeatureTable
 from ..fidelity import evaluate_surrogate, fidelity, bootstrap_interval
 from ..jsonio import load_surrogate
-from ..report import fidelity_vs_complexity_png, per_class_fidelity_png, render_html, render_markdown
+from ..report import (deferral_png, fidelity_vs_complexity_png, per_class_fidelity_png,
+                      reliability_png, render_html, render_markdown, thumbnail_png)
 from ..rundir import SPLITS, RunDirectory
 
 __all__ = ["report", "collect_metrics"]
@@ -37,15 +41,51 @@ def collect_metrics(run: RunDirectory, config: Config) -> dict:
     }
     for key, info in distilled.items():
         model = load_surrogate(run.surrogate(key))
+        audit = audit_features(model, test, confidence=config.report.confidence,
+                               max_disagreements=_GALLERY)
         metrics["surrogates"][key] = {
             "estimator": info["estimator"],
             "params": dict(config.surrogates[key].params),
             "fit_seconds": info["fit_seconds"],
             **evaluate_surrogate(model, tables, **settings),
+            **_rules_and_deferral(model, tables, audit, config),
+            "disagreements": audit["disagreements"],
         }
         if info["sweep"]:
             metrics["sweep"][key] = _sweep(run, key, info, tables, settings)
+    metrics["calibration"] = {"split": "test", **calibration(test.proba, test.y)}
     return metrics
+
+
+# Disagreements listed in the report (and shown in its gallery) per surrogate.
+_GALLERY = 24
+
+
+def _rules_and_deferral(model, tables: dict, audit: dict, config: Config) -> dict:
+    """Per-rule statistics and the hybrid predictor, for models made of rules.
+
+    Training support and precision come from the IR, validation fidelity from
+    :func:`rule_fidelity`, test fidelity with its Wilson interval from the test ``audit``.
+    """
+    if not model.indexed_rules():
+        return {}
+    features, classes = display_names(model)
+    val = rule_fidelity(model, tables["val"])
+    test = {row["rule"]: row for row in audit["per_rule"]}
+    rules = [{"index": rule_id, "conditions": conditions_text(rule.conditions, features),
+              "prediction": classes[rule.prediction], "support": rule.support,
+              "precision": rule.precision, "val_n": val[rule_id]["n"],
+              "val_fidelity": val[rule_id]["fidelity"], "test_n": test[rule_id]["n"],
+              "test_fidelity": test[rule_id]["fidelity"],
+              "test_fidelity_ci": test[rule_id]["fidelity_ci"]}
+             for rule_id, rule in model.indexed_rules()]
+    threshold = config.report.defer_below
+    predictor = HybridPredictor.from_validation(model, tables["val"], threshold)
+    deferral = {"threshold": threshold, "deferring_rules": predictor.deferring_rules,
+                **deferral_summary(predictor, tables["test"]),
+                "curve": coverage_curve(model, tables["val"], tables["test"],
+                                        config.report.deferral_thresholds)}
+    return {"rules": rules, "deferral": deferral}
 
 
 def _sweep(run: RunDirectory, key: str, info: dict, tables: dict, settings: dict) -> dict:
@@ -65,13 +105,26 @@ def _sweep(run: RunDirectory, key: str, info: dict, tables: dict, settings: dict
     return {"param": info["sweep_param"], "complexity_unit": unit, "points": points}
 
 
+def _gallery_images(metrics: dict, test: FeatureTable) -> dict[int, bytes]:
+    """Thumbnails of the disagreements the report lists, when the test table has images."""
+    if test.images is None:
+        return {}
+    position = {int(index): row for row, index in enumerate(test.index)}
+    wanted = {d["index"] for entry in metrics["surrogates"].values()
+              for d in entry.get("disagreements", [])}
+    return {index: thumbnail_png(test.images[position[index]]) for index in sorted(wanted)}
+
+
 def report(run: RunDirectory) -> dict:
     config = run.load_config()
     run.require("extract")
     metrics = collect_metrics(run, config)
     _io.write_json(run.metrics_path, metrics)
     figures = {"fidelity_vs_complexity": fidelity_vs_complexity_png(metrics),
-               "per_class_fidelity": per_class_fidelity_png(metrics)}
+               "per_class_fidelity": per_class_fidelity_png(metrics),
+               "reliability": reliability_png(metrics)}
+    if any("deferral" in entry for entry in metrics["surrogates"].values()):
+        figures["deferral"] = deferral_png(metrics)
     figure_paths = {}
     for name, png in figures.items():
         _io.write_bytes(run.figures_dir / f"{name}.png", png)
@@ -81,7 +134,8 @@ def report(run: RunDirectory) -> dict:
     svgs = ({key: render_svg(to_dot(model)) for key, model in models.items() if model.kind == "tree"}
             if dot_available() else {})
     _io.write_text(run.report_md, render_markdown(metrics, figure_paths, rules))
-    _io.write_text(run.report_html, render_html(metrics, figures, rules, svgs))
+    images = _gallery_images(metrics, FeatureTable.load(run.features("test")))
+    _io.write_text(run.report_html, render_html(metrics, figures, rules, svgs, images))
     log.info("report: CNN test accuracy %.4f; %s", metrics["teacher"]["test_accuracy"],
              "; ".join(f"{key} fidelity {m['test_fidelity']:.3f} at {m['complexity']} "
                        f"{m['complexity_unit']}" for key, m in metrics["surrogates"].items()))

@@ -11,12 +11,17 @@ number. Nothing here imports torch or scikit-learn: a report can be rebuilt from
 Examples
 --------
 >>> figures = {"fidelity_vs_complexity": fidelity_vs_complexity_png(metrics),
-...            "per_class_fidelity": per_class_fidelity_png(metrics)}  # doctest: +SKIP
->>> page = render_html(metrics, figures)  # doctest: +SKIP
+...            "per_class_fidelity": per_class_fidelity_png(metrics),
+...            "deferral": deferral_png(metrics),
+...            "reliability": reliability_png(metrics)}  # doctest: +SKIP
+>>> images = {17: thumbnail_png(digit_17)}  # sample index -> PNG  # doctest: +SKIP
+>>> page = render_html(metrics, figures, images=images)  # doctest: +SKIP
 """
 
 from .html import render_html
 from .markdown import render_markdown
-from .plots import fidelity_vs_complexity_png, per_class_fidelity_png
+from .plots import (deferral_png, fidelity_vs_complexity_png, per_class_fidelity_png,
+                    reliability_png, thumbnail_png)
 
-__all__ = ["render_markdown", "render_html", "fidelity_vs_complexity_png", "per_class_fidelity_png"]
+__all__ = ["render_markdown", "render_html", "fidelity_vs_complexity_png", "per_class_fidelity_png",
+           "deferral_png", "reliability_png", "thumbnail_png"]

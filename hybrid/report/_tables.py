@@ -9,8 +9,8 @@ users.
 import math
 from dataclasses import dataclass
 
-__all__ = ["SECTIONS", "Table", "Subheading", "Figure", "Code", "Diagram", "title", "sections",
-           "unit_label"]
+__all__ = ["SECTIONS", "MAX_CARDS", "Table", "Badge", "Subheading", "Note", "Figure", "Code",
+           "Diagram", "Gallery", "title", "sections", "unit_label"]
 
 # Section id -> (heading, one-line introduction). The ids are the HTML anchors.
 SECTIONS = {
@@ -25,14 +25,36 @@ SECTIONS = {
                   "surrogate puts there too. Precision: the share of the surrogate's "
                   "predictions of a class that the teacher agrees with."),
     "sweep": ("Complexity sweep", "One row per setting of the swept parameter."),
-    "rules": ("Rules", "Each surrogate as text; it predicts exactly as written."),
+    "rules": ("Rules", "Each rule of the rule-based surrogates with the rows it answers on each "
+                       "split, then each surrogate as text; it predicts exactly as written. Rules "
+                       "marked 'defers' hand their rows to the CNN in the hybrid predictor."),
     "tree": ("Tree", "Each tree surrogate as a diagram."),
+    "deferral": ("Hybrid predictor",
+                 "The rules answer where their validation fidelity is at least the threshold, the "
+                 "CNN elsewhere. Coverage: the share of test samples the rules answer; rules' "
+                 "fidelity: their agreement with the CNN on those samples; combined accuracy: the "
+                 "hybrid's accuracy on the whole test split."),
+    "calibration": ("Calibration",
+                    "Whether the CNN is right as often as it is confident (its top class "
+                    "probability). The expected calibration error (ECE) is the gap between "
+                    "confidence and accuracy per confidence bin, weighted by the bin's samples."),
+    "disagreements": ("Disagreement gallery",
+                      "Test samples on which a surrogate and the CNN disagree, with the CNN's "
+                      "confidence in its answer and the rule that fired."),
 }
+
+#: The most disagreements shown per surrogate.
+MAX_CARDS = 24
 
 # Figure key -> caption; the keys of the renderers' ``figure_paths`` and ``figures``.
 _FIGURES = {
     "fidelity_vs_complexity": "Test and validation fidelity against complexity, per surrogate.",
     "per_class_fidelity": "Test fidelity per class the teacher predicts, per surrogate.",
+    "deferral": "Rules' fidelity on the rows they answer (solid) and the hybrid's accuracy "
+                "(dashed) against coverage as the threshold varies; the marker is the configured "
+                "threshold.",
+    "reliability": "The CNN's accuracy against its confidence per bin (the diagonal is perfect "
+                   "calibration), and the test samples per bin.",
 }
 
 _MISSING = "–"
@@ -57,9 +79,22 @@ class Table:
     numeric: tuple[bool, ...]
 
 
+class Badge(str):
+    """A table cell that flags its row, e.g. ``defers``: plain text in Markdown, a badge in HTML."""
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class Subheading:
     """A heading inside a section, usually a surrogate's name."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence of plain text between other blocks."""
 
     text: str
 
@@ -86,40 +121,67 @@ class Diagram:
     svg: str
 
 
+@dataclass(frozen=True)
+class Gallery:
+    """Samples shown as cards: one per row of ``table``, with the image of the same position.
+
+    Formats without images show ``table`` alone.
+
+    Parameters
+    ----------
+    table : Table
+        One row per sample; the header names each fact on a card.
+    images : tuple of (bytes or None)
+        PNG bytes per row, ``None`` where there is no image.
+    """
+
+    table: Table
+    images: tuple
+
+
 def title(metrics: dict) -> str:
     """The report title, naming the data set."""
     return f"hybrid report: {metrics['data']['name']}"
 
 
 def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = None,
-             svgs: dict[str, str] | None = None) -> dict[str, list]:
+             svgs: dict[str, str] | None = None,
+             images: dict[int, bytes] | None = None) -> dict[str, list]:
     """The report's content: section id -> its blocks in reading order.
 
     Parameters
     ----------
     metrics : dict
-        The run's metrics (the content of ``RUN/metrics.json``).
+        The run's metrics (the content of ``RUN/metrics.json``). Sections fed by optional keys
+        (``rules``, ``deferral``, ``disagreements`` per surrogate; ``calibration``) are left out
+        when no surrogate has them.
     figures : dict
         Figure key -> the renderer's source for it (a path or PNG bytes); others are left out.
     rules_text : dict of str to str or None, default=None
         Surrogate name -> its rules as plain text.
     svgs : dict of str to str or None, default=None
         Surrogate name -> SVG markup of its diagram.
+    images : dict of int to bytes or None, default=None
+        Sample index -> PNG bytes of its image, for the disagreement cards.
 
     Returns
     -------
     dict of str to list
         Keys from :data:`SECTIONS`, in its order, without the sections that have no blocks;
-        values are :class:`Table`, :class:`Subheading`, :class:`Figure`, :class:`Code` and
-        :class:`Diagram` blocks.
+        values are :class:`Table`, :class:`Subheading`, :class:`Note`, :class:`Figure`,
+        :class:`Code`, :class:`Diagram` and :class:`Gallery` blocks.
     """
+    surrogates = metrics["surrogates"]
     content = {
         "summary": [_run_table(metrics), _summary_table(metrics)],
         "fidelity-vs-complexity": _figure(figures, "fidelity_vs_complexity"),
         "per-class": _figure(figures, "per_class_fidelity") + _titled(_per_class_tables(metrics)),
         "sweep": _titled(_sweep_tables(metrics)),
-        "rules": _titled({name: Code(text) for name, text in (rules_text or {}).items()}),
-        "tree": _titled({name: Diagram(svg) for name, svg in (svgs or {}).items()}),
+        "rules": _titled(_rules_blocks(surrogates, rules_text or {})),
+        "tree": _titled({name: [Diagram(svg)] for name, svg in (svgs or {}).items()}),
+        "deferral": _deferral_blocks(surrogates, figures),
+        "calibration": _calibration_blocks(metrics.get("calibration"), figures),
+        "disagreements": _titled(_galleries(surrogates, images or {})),
     }
     return {section_id: blocks for section_id, blocks in content.items() if blocks}
 
@@ -128,9 +190,10 @@ def _figure(figures: dict, key: str) -> list[Figure]:
     return [Figure(_FIGURES[key], figures[key])] if key in figures else []
 
 
-def _titled(blocks: dict) -> list:
-    """Each block of ``blocks`` after a :class:`Subheading` with its key."""
-    return [item for heading, block in blocks.items() for item in (Subheading(heading), block)]
+def _titled(groups: dict[str, list]) -> list:
+    """The blocks of each non-empty group of ``groups`` after a :class:`Subheading` with its key."""
+    return [item for heading, blocks in groups.items() if blocks
+            for item in (Subheading(heading), *blocks)]
 
 
 def _fmt(value) -> str:
@@ -199,11 +262,11 @@ def _summary_table(metrics: dict) -> Table:
     return _table(columns, rows)
 
 
-def _per_class_tables(metrics: dict) -> dict[str, Table]:
+def _per_class_tables(metrics: dict) -> dict[str, list[Table]]:
     """Surrogate name -> a table with one row per class the teacher predicts."""
     columns = [("label", True), ("class", False), ("teacher n", True), ("fidelity", True),
                ("95% CI", True), ("surrogate n", True), ("precision", True)]
-    return {name: _table(columns, map(_per_class_row, s["per_class"]))
+    return {name: [_table(columns, map(_per_class_row, s["per_class"]))]
             for name, s in metrics["surrogates"].items()}
 
 
@@ -213,7 +276,7 @@ def _per_class_row(row: dict) -> tuple[str, ...]:
             _fmt_value(row["n_surrogate"]), _fmt(row["precision"]))
 
 
-def _sweep_tables(metrics: dict) -> dict[str, Table]:
+def _sweep_tables(metrics: dict) -> dict[str, list[Table]]:
     """Heading -> a table per swept surrogate, one row per setting, the chosen one marked.
 
     A setting is the chosen one when it equals the swept parameter in the surrogate's ``params``.
@@ -229,5 +292,98 @@ def _sweep_tables(metrics: dict) -> dict[str, Table]:
                  _fmt(p["test_fidelity"]), _fmt_ci(p.get("test_fidelity_ci")),
                  "yes" if param in params and params[param] == p["value"] else "")
                 for p in sweep["points"])
-        tables[f"{name}: sweep over {param}"] = _table(columns, rows)
+        tables[f"{name}: sweep over {param}"] = [_table(columns, rows)]
     return tables
+
+
+def _rules_blocks(surrogates: dict, rules_text: dict[str, str]) -> dict[str, list]:
+    """Surrogate name -> its rule table (when measured) and its rules as text (when given)."""
+    names = dict.fromkeys([*surrogates, *rules_text])
+    return {name: _rule_table(surrogates.get(name, {})) + _code(rules_text.get(name))
+            for name in names}
+
+
+def _code(text: str | None) -> list[Code]:
+    return [] if text is None else [Code(text)]
+
+
+def _rule_table(surrogate: dict) -> list[Table]:
+    """One row per rule with its support and fidelity per split; deferring rules flagged."""
+    if not surrogate.get("rules"):
+        return []
+    deferring = set(surrogate.get("deferral", {}).get("deferring_rules", ()))
+    columns = [("#", True), ("IF", False), ("THEN", False), ("train support", True),
+               ("train precision", True), ("val n", True), ("val fidelity", True),
+               ("test n", True), ("test fidelity", True), ("95% CI", True), ("hybrid", False)]
+    rows = ((_fmt_value(r["index"]), str(r["conditions"]), str(r["prediction"]),
+             _fmt_value(r.get("support")), _fmt(r.get("precision")), _fmt_value(r.get("val_n")),
+             _fmt(r.get("val_fidelity")), _fmt_value(r.get("test_n")),
+             _fmt(r.get("test_fidelity")), _fmt_ci(r.get("test_fidelity_ci")),
+             Badge("defers") if r["index"] in deferring else "")
+            for r in surrogate["rules"])
+    return [_table(columns, rows)]
+
+
+def _deferral_blocks(surrogates: dict, figures: dict) -> list:
+    """The coverage figure and one row per surrogate with a hybrid predictor."""
+    hybrids = {name: s["deferral"] for name, s in surrogates.items() if s.get("deferral")}
+    if not hybrids:
+        return []
+    columns = [("surrogate", False), ("threshold", True), ("deferring rules", False),
+               ("coverage", True), ("rules' fidelity", True), ("hybrid fidelity", True),
+               ("combined accuracy", True)]
+    rows = ((name, _fmt_value(d["threshold"]), _fmt_ids(d.get("deferring_rules", ())),
+             _fmt(d.get("coverage")), _fmt(d.get("rules_fidelity")),
+             _fmt(d.get("hybrid_fidelity")), _fmt(d.get("hybrid_accuracy")))
+            for name, d in hybrids.items())
+    return _figure(figures, "deferral") + [_table(columns, rows)]
+
+
+def _fmt_ids(ids) -> str:
+    """Rule numbers as ``3, 7``; ``none`` when no rule defers."""
+    return ", ".join(map(_fmt_value, ids)) or "none"
+
+
+def _calibration_blocks(calibration: dict | None, figures: dict) -> list:
+    """The ECE, the reliability figure and one row per confidence bin."""
+    if not calibration:
+        return []
+    split = calibration.get("split", "test")
+    summary = _table([("item", False), ("value", False)],
+                     [("split", str(split)), ("expected calibration error", _fmt(calibration["ece"])),
+                      ("bins", _fmt_value(calibration.get("n_bins", len(calibration["bins"]))))])
+    columns = [("confidence bin", True), ("n", True), ("mean confidence", True),
+               ("accuracy", True), ("gap", True)]
+    rows = ((f"({_fmt(b['lower'])}, {_fmt(b['upper'])}]", _fmt_value(b["n"]),
+             _fmt(b.get("confidence")), _fmt(b.get("accuracy")), _fmt(_gap(b)))
+            for b in calibration["bins"])
+    return [summary] + _figure(figures, "reliability") + [_table(columns, rows)]
+
+
+def _gap(row: dict) -> float | None:
+    """Confidence minus accuracy: positive where the CNN is overconfident."""
+    if row.get("confidence") is None or row.get("accuracy") is None:
+        return None
+    return row["confidence"] - row["accuracy"]
+
+
+def _galleries(surrogates: dict, images: dict[int, bytes]) -> dict[str, list]:
+    """Surrogate name -> a note on how many are shown and a gallery of its first disagreements."""
+    return {name: _gallery(s["disagreements"], images) for name, s in surrogates.items()
+            if s.get("disagreements")}
+
+
+def _gallery(disagreements: list[dict], images: dict[int, bytes]) -> list:
+    shown = disagreements[:MAX_CARDS]
+    columns = [("sample", True), ("CNN", False), ("surrogate", False), ("true label", False),
+               ("CNN confidence", True), ("rule", False)]
+    rows = ((_fmt_value(d["index"]), str(d["teacher"]), str(d["surrogate"]), str(d["true"]),
+             _fmt(d.get("confidence")), _MISSING if d.get("rule") is None else str(d["rule"]))
+            for d in shown)
+    return [_shown_note(len(shown), len(disagreements)), Gallery(_table(columns, rows), tuple(images.get(d["index"]) for d in shown))]
+
+
+def _shown_note(shown: int, total: int) -> Note:
+    if shown == total:
+        return Note(f"{total} disagreement{'s' if total != 1 else ''}.")
+    return Note(f"The first {shown} of {total} disagreements.")

@@ -4,7 +4,8 @@ import base64
 import html
 import re
 
-from ._tables import SECTIONS, Code, Diagram, Figure, Subheading, Table, sections, title
+from ._tables import (SECTIONS, Badge, Code, Diagram, Figure, Gallery, Note, Subheading, Table,
+                      sections, title)
 
 __all__ = ["render_html"]
 
@@ -27,6 +28,17 @@ tbody tr:nth-child(even) { background: #f6f8fa; }
 figure { margin: 1rem 0; }
 img, svg { max-width: 100%; height: auto; }
 figcaption { color: #57606a; font-size: 0.9rem; }
+tr.flagged { background: #fff8c5 !important; }
+.badge { display: inline-block; padding: 0 0.45rem; border-radius: 1rem; font-size: 0.8rem;
+  background: #9a6700; color: #fff; }
+.gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(14rem, 1fr));
+  gap: 0.8rem; margin: 0.5rem 0 1.5rem; }
+.card { margin: 0; padding: 0.6rem; border: 1px solid #d0d7de; border-radius: 6px; }
+.card img { display: block; width: 64px; image-rendering: pixelated; margin-bottom: 0.4rem; }
+.card dl { display: grid; grid-template-columns: auto 1fr; gap: 0 0.6rem; margin: 0;
+  font-size: 0.85rem; }
+.card dt { color: #57606a; }
+.card dd { margin: 0; overflow-wrap: anywhere; }
 pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.8rem;
   overflow-x: auto; font-size: 0.85rem;
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
@@ -37,7 +49,8 @@ _SVG_PROLOG = re.compile(r"\A\s*(?:(?:<\?xml.*?\?>|<!DOCTYPE[^>]*>|<!--.*?-->)\s
 
 
 def render_html(metrics: dict, figures: dict[str, bytes], rules_text: dict[str, str] | None = None,
-                svgs: dict[str, str] | None = None) -> str:
+                svgs: dict[str, str] | None = None,
+                images: dict[int, bytes] | None = None) -> str:
     """The run report as one HTML5 page that needs no other file and no network.
 
     Parameters
@@ -45,20 +58,23 @@ def render_html(metrics: dict, figures: dict[str, bytes], rules_text: dict[str, 
     metrics : dict
         The run's metrics (the content of ``RUN/metrics.json``).
     figures : dict of str to bytes
-        Figure key (``"fidelity_vs_complexity"``, ``"per_class_fidelity"``) -> PNG bytes,
-        inlined as data URIs. Figures not given are left out.
+        Figure key (``"fidelity_vs_complexity"``, ``"per_class_fidelity"``, ``"deferral"``,
+        ``"reliability"``) -> PNG bytes, inlined as data URIs. Figures not given are left out.
     rules_text : dict of str to str or None, default=None
         Surrogate name -> its rules as plain text, shown escaped in ``<pre>``.
     svgs : dict of str to str or None, default=None
         Surrogate name -> an SVG diagram (trusted markup, e.g. from Graphviz), inlined as is
         after its XML declaration and doctype are removed.
+    images : dict of int to bytes or None, default=None
+        Sample index -> PNG bytes of its image (see :func:`~hybrid.report.thumbnail_png`),
+        shown on the disagreement cards; a card whose sample has none shows no image.
 
     Returns
     -------
     str
         The page. Sections without content are left out.
     """
-    content = sections(metrics, figures, rules_text, svgs)
+    content = sections(metrics, figures, rules_text, svgs, images)
     page_title = html.escape(title(metrics))
     return "\n".join([
         "<!DOCTYPE html>",
@@ -86,13 +102,21 @@ def _section(section_id: str, blocks: list) -> str:
                       *(_RENDER[type(block)](block) for block in blocks), "</section>"])
 
 
+def _text(text: str) -> str:
+    """Escaped text; a :class:`Badge` as a badge."""
+    escaped = html.escape(text)
+    return f'<span class="badge">{escaped}</span>' if isinstance(text, Badge) else escaped
+
+
 def _cell(text: str, numeric: bool, tag: str) -> str:
     attributes = ' class="num"' if numeric else ""
-    return f"<{tag}{attributes}>{html.escape(text)}</{tag}>"
+    return f"<{tag}{attributes}>{_text(text)}</{tag}>"
 
 
 def _row(cells, numeric, tag: str) -> str:
-    return "<tr>" + "".join(_cell(cell, num, tag) for cell, num in zip(cells, numeric)) + "</tr>"
+    flagged = any(isinstance(cell, Badge) and cell for cell in cells)
+    opening = '<tr class="flagged">' if flagged else "<tr>"
+    return opening + "".join(_cell(cell, num, tag) for cell, num in zip(cells, numeric)) + "</tr>"
 
 
 def _table(table: Table) -> str:
@@ -101,17 +125,36 @@ def _table(table: Table) -> str:
             f"</thead>\n<tbody>\n{rows}\n</tbody>\n</table></div>")
 
 
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
 def _figure(figure: Figure) -> str:
-    data = base64.b64encode(figure.source).decode("ascii")
-    caption = html.escape(figure.caption)
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{caption}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (f"<figure>{_img(figure.source, figure.caption)}"
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+
+
+def _card(header, cells, png: bytes | None) -> str:
+    """One sample: its image (when there is one), then each fact as a term and its value."""
+    image = "" if png is None else _img(png, f"{header[0]} {cells[0]}")
+    facts = "".join(f"<dt>{html.escape(term)}</dt><dd>{_text(value)}</dd>"
+                    for term, value in zip(header, cells))
+    return f'<figure class="card">{image}<dl>{facts}</dl></figure>'
+
+
+def _gallery(gallery: Gallery) -> str:
+    cards = "\n".join(_card(gallery.table.header, row, png)
+                      for row, png in zip(gallery.table.rows, gallery.images))
+    return f'<div class="gallery">\n{cards}\n</div>'
 
 
 _RENDER = {
     Table: _table,
     Subheading: lambda block: f"<h3>{html.escape(block.text)}</h3>",
+    Note: lambda block: f"<p>{html.escape(block.text)}</p>",
     Figure: _figure,
+    Gallery: _gallery,
     Code: lambda block: f"<pre>{html.escape(block.text)}</pre>",
     Diagram: lambda block: f'<div class="scroll">{_SVG_PROLOG.sub("", block.svg)}</div>',
 }

@@ -3,7 +3,7 @@
 import re
 from urllib.parse import quote
 
-from ._tables import SECTIONS, Code, Figure, Subheading, Table, sections, title
+from ._tables import SECTIONS, Code, Figure, Gallery, Note, Subheading, Table, sections, title
 
 __all__ = ["render_markdown"]
 
@@ -21,15 +21,17 @@ def render_markdown(metrics: dict, figure_paths: dict[str, str] | None = None,
     metrics : dict
         The run's metrics (the content of ``RUN/metrics.json``).
     figure_paths : dict of str to str or None, default=None
-        Figure key (``"fidelity_vs_complexity"``, ``"per_class_fidelity"``) -> path of its PNG,
-        relative to the report. Figures not named here are left out.
+        Figure key (``"fidelity_vs_complexity"``, ``"per_class_fidelity"``, ``"deferral"``,
+        ``"reliability"``) -> path of its PNG, relative to the report. Figures not named here
+        are left out.
     rules_text : dict of str to str or None, default=None
         Surrogate name -> its rules as plain text, shown in code fences.
 
     Returns
     -------
     str
-        The report, ending in a newline. Sections without content are left out.
+        The report, ending in a newline. Sections without content are left out; disagreements
+        are a table, without images.
     """
     blocks = [f"# {_escape(title(metrics))}"]
     for section_id, content in sections(metrics, figure_paths or {}, rules_text).items():
@@ -64,6 +66,8 @@ def _code(code: Code) -> str:
 _RENDER = {
     Table: _table,
     Subheading: lambda block: f"### {_escape(block.text)}",
+    Note: lambda block: _escape(block.text),
     Figure: lambda block: f"![{_escape(block.caption)}]({quote(block.source)})",
     Code: _code,
+    Gallery: lambda block: _table(block.table),
 }

@@ -12,18 +12,21 @@ from io import BytesIO
 
 import matplotlib.style
 import numpy as np
+import PIL.Image
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ._tables import unit_label
 
-__all__ = ["fidelity_vs_complexity_png", "per_class_fidelity_png"]
+__all__ = ["fidelity_vs_complexity_png", "per_class_fidelity_png", "deferral_png",
+           "reliability_png", "thumbnail_png"]
 
 _DPI = 110
 _PANEL_SIZE = (4.4, 3.4)  # inches per surrogate panel
 _MAX_PANEL_COLUMNS = 3
 _MAX_TICK_CHARS = 16
 _BAR_ERRORS = {"elinewidth": 1, "ecolor": "0.3"}
+_THUMBNAIL_PIXELS = 64
 
 
 def fidelity_vs_complexity_png(metrics: dict) -> bytes:
@@ -95,6 +98,124 @@ def per_class_fidelity_png(metrics: dict) -> bytes:
         ax.grid(axis="y", alpha=0.3)
         fig.legend(loc="outside upper center", ncols=min(len(surrogates), 4), frameon=False)
         return _png(fig)
+
+
+def deferral_png(metrics: dict) -> bytes:
+    """Coverage against fidelity of each hybrid predictor as its deferral threshold varies.
+
+    One colour per rule-based surrogate: its rules' fidelity on the test rows they answer
+    (solid) and the hybrid's accuracy on all test rows (dashed), both against coverage (the share
+    of test rows the rules answer). A marker shows the configured threshold.
+
+    Parameters
+    ----------
+    metrics : dict
+        The run's metrics; ``metrics["surrogates"][name]["deferral"]`` holds each curve.
+
+    Returns
+    -------
+    bytes
+        The PNG image; the same metrics give the same bytes.
+    """
+    hybrids = {name: s["deferral"] for name, s in metrics["surrogates"].items()
+               if s.get("deferral")}
+    if not hybrids:
+        raise ValueError("no surrogate in metrics['surrogates'] has a 'deferral' curve to plot")
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+        ax = fig.add_subplot()
+        for i, (name, deferral) in enumerate(hybrids.items()):
+            _plot_deferral(ax, _literal(name), deferral, f"C{i}")
+        ax.set_xlabel("coverage (share of test samples the rules answer)")
+        ax.set_ylabel("fidelity / accuracy")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+        return _png(fig)
+
+
+def reliability_png(metrics: dict) -> bytes:
+    """The CNN's reliability diagram: accuracy against confidence per bin, counts below.
+
+    Parameters
+    ----------
+    metrics : dict
+        The run's metrics; ``metrics["calibration"]`` holds the bins and the ECE.
+
+    Returns
+    -------
+    bytes
+        The PNG image; the same metrics give the same bytes.
+    """
+    calibration = metrics.get("calibration")
+    if not calibration or not calibration.get("bins"):
+        raise ValueError("metrics['calibration'] has no bins to plot")
+    bins = calibration["bins"]
+    lower, upper = _floats(bins, "lower"), _floats(bins, "upper")
+    with matplotlib.style.context("default"):
+        fig = Figure(figsize=(5.2, 5.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+        top.bar(lower, _floats(bins, "accuracy"), upper - lower, align="edge", alpha=0.35,
+                edgecolor="C0", label="accuracy per bin")
+        top.plot(_floats(bins, "confidence"), _floats(bins, "accuracy"), marker="o",
+                 linestyle="none", color="C0", label="mean confidence, accuracy")
+        top.plot([0, 1], [0, 1], linestyle="--", color="0.4", label="perfect calibration")
+        top.set(xlim=(0, 1), ylim=(0, 1.02), ylabel="accuracy", title=_calibration_title(calibration))
+        top.grid(alpha=0.3)
+        top.legend(fontsize="small", loc="upper left")
+        bottom.bar(lower, _floats(bins, "n"), upper - lower, align="edge", color="0.5")
+        bottom.set(xlabel="CNN confidence (top class probability)", ylabel="samples")
+        return _png(fig)
+
+
+def thumbnail_png(array: np.ndarray, pixels: int = _THUMBNAIL_PIXELS) -> bytes:
+    """An image as a small PNG, enlarged by whole pixels so that digits stay sharp.
+
+    Parameters
+    ----------
+    array : ndarray of shape (H, W) or (H, W, 3), uint8
+        Grey levels or RGB colours.
+    pixels : int, default=64
+        About the longer side of the result: each pixel becomes a square of
+        ``round(pixels / max(H, W))`` pixels (at least 1), so an 8x8 digit becomes 64x64.
+
+    Returns
+    -------
+    bytes
+        The PNG image.
+
+    Examples
+    --------
+    >>> thumbnail_png(np.zeros((8, 8), dtype=np.uint8))[:4]
+    b'\\x89PNG'
+    """
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+        raise ValueError(f"expected a uint8 array of shape (H, W) or (H, W, 3); got {array.dtype} "
+                         f"of shape {array.shape}")
+    scale = max(1, round(pixels / max(array.shape[:2])))
+    enlarged = array.repeat(scale, axis=0).repeat(scale, axis=1)
+    buffer = BytesIO()
+    PIL.Image.fromarray(enlarged).save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _calibration_title(calibration: dict) -> str:
+    split = _literal(calibration.get("split", "test"))
+    ece = calibration.get("ece")
+    return split if ece is None else f"{split}: ECE {ece:.3f}"
+
+
+def _plot_deferral(ax, name: str, deferral: dict, color: str) -> None:
+    curve = sorted(deferral["curve"], key=lambda point: point["coverage"])
+    coverage = _floats(curve, "coverage")
+    ax.plot(coverage, _floats(curve, "rules_fidelity"), marker=".", color=color,
+            label=f"{name}: rules' fidelity")
+    ax.plot(coverage, _floats(curve, "hybrid_accuracy"), linestyle="--", color=color,
+            label=f"{name}: combined accuracy")
+    if deferral.get("coverage") is not None and deferral.get("rules_fidelity") is not None:
+        ax.plot([deferral["coverage"]], [deferral["rules_fidelity"]], marker="D", markersize=8,
+                linestyle="none", color=color, markeredgecolor="black", zorder=3,
+                label=f"{name}: threshold {deferral['threshold']:g}")
 
 
 def _plot_sweep(ax, name: str, sweep: dict, chosen: dict | None) -> None:

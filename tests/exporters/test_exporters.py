@@ -277,14 +277,14 @@ def test_json_exporter_writes_the_surrogate_file(make):
                                   model.predict(X))
 
 
-def test_registry_lists_exactly_the_five_exporters_with_their_suffixes():
-    assert EXPORTERS.names() == ["dot", "json", "markdown", "svg", "text"]
+def test_registry_lists_exactly_the_seven_exporters_with_their_suffixes():
+    assert EXPORTERS.names() == ["dot", "json", "markdown", "python", "sql", "svg", "text"]
     assert sorted(SUFFIXES) == EXPORTERS.names()
 
 
 def test_unknown_exporter_names_the_valid_ones():
     with pytest.raises(ConfigError, match="unknown exporter 'pdf'; choose from: dot, json, "
-                                          "markdown, svg, text"):
+                                          "markdown, python, sql, svg, text"):
         EXPORTERS.get("pdf")
 
 

@@ -3,15 +3,18 @@ from html.parser import HTMLParser
 from io import BytesIO
 
 import matplotlib.image
+import numpy as np
 import pytest
 
-from hybrid.report import (fidelity_vs_complexity_png, per_class_fidelity_png, render_html,
-                           render_markdown)
+from hybrid.report import (deferral_png, fidelity_vs_complexity_png, reliability_png, render_html,
+                           render_markdown, thumbnail_png)
+
+from . import synthetic
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-HOSTILE_CLASS = "<script>alert(1)</script>"
-HOSTILE_SURROGATE = 'a|b "q" $x_{1$'
-SECTION_IDS = ["summary", "fidelity-vs-complexity", "per-class", "sweep", "rules", "tree"]
+SECTION_IDS = ["summary", "fidelity-vs-complexity", "per-class", "sweep", "rules", "tree",
+               "deferral", "calibration", "disagreements"]
+FIGURE_KEYS = ["fidelity_vs_complexity", "per_class_fidelity", "deferral", "reliability"]
 FENCE_BREAKER = "if x > 1:\n```\n# injected\n```\nelse: 0"
 SVG = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
        '<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN"\n'
@@ -21,52 +24,20 @@ SVG = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
        '<g><title>n0</title><ellipse cx="40" cy="20" rx="30" ry="15"/></g></svg>\n')
 
 
-def _surrogate(unit, complexity, fidelity, class_names):
-    per_class = [{"label": label, "name": name, "n_teacher": 10 + label,
-                  "fidelity": fidelity - 0.02 * label, "fidelity_ci": [fidelity - 0.1, 1.0],
-                  "n_surrogate": 9 + label, "precision": None if label == 2 else 0.9}
-                 for label, name in enumerate(class_names)]
-    return {"estimator": unit, "params": {"size": complexity}, "complexity": complexity,
-            "complexity_unit": unit, "train_fidelity": fidelity + 0.02, "val_fidelity": fidelity,
-            "test_fidelity": fidelity, "test_fidelity_ci": [fidelity - 0.03, fidelity + 0.02],
-            "test_accuracy": 0.8712, "fit_seconds": 0.0311, "per_class": per_class}
-
-
-def _sweep(unit, values):
-    points = [{"value": v, "complexity": v, "val_fidelity": 0.5 + 0.1 * i,
-               "test_fidelity": 0.52 + 0.1 * i,
-               "test_fidelity_ci": [0.47 + 0.1 * i, 0.57 + 0.1 * i]}
-              for i, v in enumerate(values)]
-    points[0]["test_fidelity_ci"] = None
-    return {"param": "size", "complexity_unit": unit, "points": points}
-
-
-def _metrics():
-    class_names = ["zero", HOSTILE_CLASS, "a|b", '"q"', "new\nline ü"]
-    units = {"tree": ("leaves", [2, 4, 8, 16], 0.82),
-             "rule_list": ("rules", [1, 2, 3, 4], 0.74),
-             HOSTILE_SURROGATE: ("nonzero_weights", [0, 10, 100, 1000], 0.9154)}
-    return {
-        "run": {"config": "configs/toy.yaml", "seed": 0, "hybrid_version": "0.1.0"},
-        "data": {"name": "toy <data>", "class_names": class_names, "n_features": 6,
-                 "feature_kind": "embedding", "splits": {"train": 50, "val": 20, "test": 30}},
-        "teacher": {"train_accuracy": 0.99, "val_accuracy": 0.95, "test_accuracy": 0.9375},
-        "surrogates": {name: _surrogate(unit, values[2], fidelity, class_names)
-                       for name, (unit, values, fidelity) in units.items()},
-        "sweep": {name: _sweep(unit, values) for name, (unit, values, _) in units.items()},
-    }
-
-
 @pytest.fixture
 def metrics():
-    return _metrics()
+    return synthetic.full_metrics()
 
 
 @pytest.fixture(scope="module")
 def figures():
     # Module scope: drawing is the slow part of these tests.
-    return {"fidelity_vs_complexity": fidelity_vs_complexity_png(_metrics()),
-            "per_class_fidelity": per_class_fidelity_png(_metrics())}
+    return synthetic.figures(synthetic.full_metrics())
+
+
+@pytest.fixture(scope="module")
+def images():
+    return synthetic.images()
 
 
 @pytest.fixture
@@ -75,11 +46,11 @@ def rules_text(metrics):
 
 
 @pytest.fixture
-def page(metrics, figures, rules_text):
-    return render_html(metrics, figures, rules_text, svgs={"tree": SVG})
+def page(metrics, figures, rules_text, images):
+    return render_html(metrics, figures, rules_text, svgs={"tree": SVG}, images=images)
 
 
-@pytest.mark.parametrize("key", ["fidelity_vs_complexity", "per_class_fidelity"])
+@pytest.mark.parametrize("key", FIGURE_KEYS)
 def test_figures_are_pngs_of_a_sane_size(figures, key):
     png = figures[key]
     assert png.startswith(PNG_SIGNATURE)
@@ -113,7 +84,8 @@ def test_html_has_every_section_and_number(page, metrics):
 
 
 def test_html_is_self_contained(page):
-    assert page.count('src="data:image/png;base64,iVBORw0KGgo') == 2
+    # 4 figures; 24 cards per rule-based surrogate and 3 for the other, sample 101 has no image
+    assert page.count('src="data:image/png;base64,iVBORw0KGgo') == 4 + 2 * 23 + 2
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert "<script" not in page.lower()
@@ -155,10 +127,11 @@ def test_html_parses_with_balanced_tags(page):
     assert parser.open == []
 
 
-def test_html_leaves_out_sections_without_content(metrics):
-    page = render_html(metrics, {})
+def test_html_leaves_out_sections_without_content():
+    page = render_html(synthetic.base_metrics(), {})
     assert 'id="summary"' in page and 'id="sweep"' in page
-    for section_id in ["fidelity-vs-complexity", "rules", "tree"]:
+    for section_id in ["fidelity-vs-complexity", "rules", "tree", "deferral", "calibration",
+                       "disagreements"]:
         assert f'id="{section_id}"' not in page
         assert f'href="#{section_id}"' not in page
 
@@ -171,7 +144,9 @@ def _cells(line):
 def test_markdown_tables_keep_their_columns(metrics):
     text = render_markdown(metrics)
     tables = re.findall(r"(?:^\|.*\|\n)+", text, flags=re.MULTILINE)
-    assert len(tables) == 2 + 3 + 3  # run and summary, per-class and sweep per surrogate
+    # run and summary, per-class and sweep per surrogate, rules per rule-based surrogate,
+    # deferral, calibration summary and bins, disagreements per surrogate
+    assert len(tables) == 2 + 3 + 3 + 2 + 1 + 2 + 3
     for table in tables:
         lines = table.splitlines()
         assert {len(_cells(line)) for line in lines} == {len(_cells(lines[0]))}
@@ -196,10 +171,123 @@ def test_markdown_fence_holds_backticks(metrics, rules_text):
         assert FENCE_BREAKER in body
 
 
-def test_markdown_links_figures(metrics):
+def test_markdown_links_figures():
     paths = {"fidelity_vs_complexity": "figures/fidelity_vs_complexity.png"}
-    text = render_markdown(metrics, figure_paths=paths)
+    text = render_markdown(synthetic.base_metrics(), figure_paths=paths)
     assert "(figures/fidelity_vs_complexity.png)" in text
     assert "## Fidelity vs complexity" in text
     assert "per_class_fidelity" not in text
     assert "## Rules" not in text
+
+
+# --- optional sections: rules, hybrid predictor, calibration, disagreements -------------------
+
+
+def _section(page, section_id):
+    return re.search(rf'<section id="{section_id}">(.*?)</section>', page, re.DOTALL).group(1)
+
+
+def _table_rows(html_text):
+    """Rows of every HTML table in ``html_text``, as (tr attributes, [cell texts])."""
+    rows = re.findall(r"<tr([^>]*)>(.*?)</tr>", html_text, re.DOTALL)
+    return [(attrs, re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", cells)) for attrs, cells in rows]
+
+
+def test_deferral_and_reliability_are_deterministic(metrics, figures):
+    assert deferral_png(metrics) == figures["deferral"]
+    assert reliability_png(metrics) == figures["reliability"]
+
+
+@pytest.mark.parametrize("plot, key", [(deferral_png, "deferral"),
+                                       (reliability_png, "calibration")])
+def test_optional_figures_need_their_metrics(plot, key):
+    with pytest.raises(ValueError, match=key):
+        plot(synthetic.base_metrics())
+
+
+@pytest.mark.parametrize("shape, size", [((8, 8), 64), ((8, 8, 3), 64), ((28, 20), 56),
+                                         ((200, 100), 200)])
+def test_thumbnail_enlarges_by_whole_pixels(shape, size):
+    array = np.arange(np.prod(shape), dtype=np.uint8).reshape(shape)
+    png = thumbnail_png(array)
+    assert png.startswith(PNG_SIGNATURE)
+    decoded = matplotlib.image.imread(BytesIO(png))
+    assert decoded.shape[0] == size
+    scale = decoded.shape[0] // shape[0]
+    # nearest neighbour: each source pixel is a uniform square
+    np.testing.assert_array_equal(decoded[::scale, ::scale], decoded[scale - 1::scale, scale - 1::scale])
+    np.testing.assert_allclose(decoded[::scale, ::scale] * 255, array, atol=0.5)
+
+
+@pytest.mark.parametrize("array", [np.zeros((8, 8)), np.zeros((8, 8, 4), np.uint8),
+                                   np.zeros(8, np.uint8)])
+def test_thumbnail_rejects_other_arrays(array):
+    with pytest.raises(ValueError, match="uint8"):
+        thumbnail_png(array)
+
+
+def test_html_rules_table_flags_deferring_rules(page):
+    rules = _section(page, "rules")
+    rows = [(attrs, cells) for attrs, cells in _table_rows(rules) if cells and cells[0] != "#"]
+    assert len(rows) == 2 * 4  # four rules for each rule-based surrogate
+    flagged = [cells[0] for attrs, cells in rows if 'class="flagged"' in attrs]
+    assert flagged == ["1", "2"] * 2
+    assert all('<span class="badge">defers</span>' == cells[-1]
+               for attrs, cells in rows if 'class="flagged"' in attrs)
+    first = rows[0][1]
+    assert first[:5] == ["0", "dim_3 &gt; 0.41 AND dim_7 &lt;= 1.2", "zero", "138", "0.860"]
+    assert first[5:10] == ["31", "0.970", "40", "0.951", "[0.830, 0.990]"]
+    assert rows[2][1][5:10] == ["0", "–", "0", "–", "–"]  # a rule no val or test row reaches
+    assert rows[3][1][1] == "TRUE"
+    assert "dim_&lt;b&gt;3&lt;/b&gt; &gt; 0.41 AND &quot;x|y&quot; &lt;= $1" in rules
+    assert "<pre>rules of tree\n" in rules  # the text export stays
+
+
+def test_html_deferral_section(page):
+    deferral = _section(page, "deferral")
+    assert deferral.count("<img") == 1
+    rows = {cells[0]: cells[1:] for _, cells in _table_rows(deferral)}
+    assert rows["tree"] == ["0.9", "1, 2", "0.551", "0.988", "0.995", "0.941"]
+    assert rows["rule_list"][3] == "0.888"
+    assert "a|b" not in rows  # the linear surrogate has no rules to defer
+
+
+def test_html_calibration_section(page):
+    calibration = _section(page, "calibration")
+    assert "0.035" in calibration and calibration.count("<img") == 1
+    rows = [cells for _, cells in _table_rows(calibration)]
+    assert ["(0.800, 0.900]", "12", "0.850", "0.750", "0.100"] in rows
+    assert ["(0.000, 0.100]", "0", "–", "–", "–"] in rows
+
+
+def test_html_disagreement_cards(page):
+    gallery = _section(page, "disagreements")
+    cards = re.findall(r'<figure class="card">(.*?)</figure>', gallery, re.DOTALL)
+    assert len(cards) == 24 + 24 + 3
+    assert "The first 24 of 30 disagreements." in gallery and "3 disagreements." in gallery
+    assert "<img" not in cards[1]  # sample 101 has no image
+    assert '<img src="data:image/png;base64,iVBORw0KGgo' in cards[0] and 'alt="sample 100"' in cards[0]
+    facts = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", cards[0]))
+    assert facts == {"sample": "100", "CNN": "&lt;script&gt;alert(1)&lt;/script&gt;",
+                     "surrogate": "a|b", "true label": "&quot;q&quot;", "CNN confidence": "0.981",
+                     "rule": "dim_&lt;b&gt;3&lt;/b&gt; &gt; 0.41 AND &quot;x|y&quot; &lt;= $1"}
+    assert dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", cards[-1]))["rule"] == "–"
+
+
+def test_html_without_images_has_cards_without_pictures(metrics):
+    gallery = _section(render_html(metrics, {}), "disagreements")
+    assert gallery.count('<figure class="card">') == 51 and "<img" not in gallery
+
+
+def test_markdown_new_sections(metrics):
+    text = render_markdown(metrics, figure_paths={"deferral": "figures/deferral.png",
+                                                   "reliability": "figures/reliability.png"})
+    for heading in ["## Rules", "## Hybrid predictor", "## Calibration", "## Disagreement gallery"]:
+        assert heading in text
+    assert "(figures/deferral.png)" in text and "(figures/reliability.png)" in text
+    rule_row = next(line for line in text.splitlines() if line.startswith("| 1 | dim"))
+    assert _cells(rule_row)[1] == r' dim\_\<b\>3\</b\> \> 0.41 AND "x\|y" \<= \$1 '
+    assert _cells(rule_row)[-1] == " defers "
+    disagreements = re.findall(r"^\| 1\d\d \| \\<script\\>", text, flags=re.MULTILINE)
+    assert len(disagreements) == 24 + 24 + 3
+    assert "data:image" not in text
