@@ -45,12 +45,12 @@ import torch
 from torch import nn
 
 from . import __version__, _io
-from .images import list_images, load_images
 from .deferral import HybridPredictor, rule_fidelity
 from .errors import HybridError, RunDirectoryError, SchemaError
 from .exporters._format import (conditions_text, display_names, format_number,
                                 format_probability, single_line)
 from .features import FeatureTable
+from .images import list_images, load_images
 from .ir import InterpretableModel, LinearModel
 from .jsonio import load_surrogate
 from .rundir import RunDirectory

@@ -37,7 +37,7 @@ _STAGE_HELP = {
                 "hybrid extract runs/digits"),
     "distill": ("fit the tree, rule list and sparse linear surrogates to the CNN's labels",
                 "hybrid distill runs/digits"),
-    "export": ("write each surrogate as text, Markdown, JSON, DOT and SVG",
+    "export": ("write each surrogate as text, Markdown, JSON, DOT, SVG, Python and SQL",
                "hybrid export runs/digits"),
     "report": ("measure fidelity; write metrics.json, report.md and report.html",
                "hybrid report runs/digits"),
@@ -60,17 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                "Each stage is also its own command over a run directory; see hybrid STAGE --help.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    run = verbs.add_parser(
-        "run", help="run every stage: fit, extract, distill, export, report",
-        description="Run every stage for CONFIG. An interrupted run resumes where it stopped "
-                    "when started again with the same config.",
-        epilog="example:\n  hybrid run configs/digits.yaml --out runs/digits --set seed=1",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = _verb(verbs, "run", "run every stage: fit, extract, distill, export, report",
+                "Run every stage for CONFIG. An interrupted run resumes where it stopped when "
+                "started again with the same config.",
+                "example:\n  hybrid run configs/digits.yaml --out runs/digits --set seed=1")
     _add_config_arguments(run)
     for stage, (summary, example) in _STAGE_HELP.items():
-        sub = verbs.add_parser(stage, help=summary, description=summary[0].upper() + summary[1:] + ".",
-                               epilog=f"example:\n  {example}",
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = _verb(verbs, stage, summary, summary[0].upper() + summary[1:] + ".",
+                    f"example:\n  {example}")
         if stage == "fit":
             _add_config_arguments(sub, accepts_run=True)
         else:
@@ -81,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_parser(verbs)
     _add_predict_parser(verbs)
     return parser
+
+
+def _verb(verbs, name: str, summary: str, description: str, epilog: str):
+    """A sub-command whose help keeps the example's line breaks."""
+    return verbs.add_parser(name, help=summary, description=description, epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_bundle_arguments(parser) -> None:
@@ -97,12 +100,10 @@ def _add_bundle_arguments(parser) -> None:
 
 
 def _add_audit_parser(verbs) -> None:
-    audit = verbs.add_parser(
-        "audit", help="check the surrogates' fidelity to the CNN on new data (a CI gate)",
-        description="Run the CNN and the surrogates on data and report fidelity overall, per "
-                    "class, per rule, by CNN confidence, with intervals; the disagreements; "
-                    "the CNN's calibration; the change since distillation.",
-        epilog=_AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit = _verb(verbs, "audit", "check the surrogates' fidelity to the CNN on new data (a CI gate)",
+                  "Run the CNN and the surrogates on data and report fidelity overall, per class, "
+                  "per rule, by CNN confidence, with intervals; the disagreements; the CNN's "
+                  "calibration; the change since distillation.", _AUDIT_EPILOG)
     audit.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
     audit.add_argument("--data", type=Path, metavar="CONFIG_OR_FOLDER",
                        help="a config whose data section to use, or a folder of images with one "
@@ -112,16 +113,17 @@ def _add_audit_parser(verbs) -> None:
                        help="audit only this surrogate (repeatable; default: all)")
     audit.add_argument("--min-fidelity", type=float, metavar="F",
                        help="fail (exit 1) when a fidelity interval's lower bound is under F")
-    audit.add_argument("--json", type=Path, metavar="OUT", help="also write the full audit as JSON")
+    audit.add_argument("--json", type=Path, metavar="OUT",
+                       help="also write the full audit as JSON, and the CNN's reliability "
+                            "diagram next to it (OUT_reliability.png)")
 
 
 def _add_predict_parser(verbs) -> None:
-    predict = verbs.add_parser(
-        "predict", help="classify images with a bundle: the class, the rule that fired, deferral",
-        description="Classify every image under IMAGES with a bundle from "
+    predict = _verb(verbs, "predict",
+                    "classify images with a bundle: the class, the rule that fired, deferral",
+                    "Classify every image under IMAGES with a bundle from "
                     "`hybrid export RUN --bundle DIR`.",
-        epilog="example:\n  hybrid predict bundle/ images/ --json",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+                    "example:\n  hybrid predict bundle/ images/ --json")
     predict.add_argument("bundle", metavar="DIR", type=Path, help="a bundle directory")
     predict.add_argument("images", metavar="IMAGES", type=Path, help="an image file or folder")
     predict.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
@@ -192,15 +194,14 @@ def _dispatch(args) -> int:
 
 
 def _audit(args) -> int:
-    from . import _io
-    from .pipeline.audit import audit_run, dump, format_audit
+    from .pipeline.audit import audit_run, format_audit, write_audit
     from .rundir import RunDirectory
 
     result = audit_run(RunDirectory(args.run_dir), args.data, args.split, args.surrogate,
                        args.min_fidelity)
     print(format_audit(result))
     if args.json is not None:
-        _io.write_text(args.json, dump(result))
+        print("written: " + ", ".join(map(str, write_audit(result, args.json))))
     return 1 if result["passed"] is False else 0
 
 

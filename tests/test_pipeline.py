@@ -174,6 +174,9 @@ def test_audit_on_a_folder_of_images(run, tmp_path):
     result = json.loads(out.read_text())
     assert result["data"]["kind"] == "folder" and len(result["data"]["files"]) == 20
     assert result["surrogates"]["rule_list"]["n"] == 20
+    for row in result["surrogates"]["rule_list"]["disagreements"]:
+        assert row["file"].endswith(".png")
+    assert (tmp_path / "folder_reliability.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("args, message", [

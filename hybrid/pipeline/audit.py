@@ -8,20 +8,21 @@ every audited surrogate's fidelity interval stays above ``min_fidelity``.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from .. import _io
 from ..audit import audit_features
 from ..config import load_config
 from ..errors import ConfigError
 from ..features import FeatureTable
 from ..jsonio import load_surrogate
+from ..report import reliability_png
 from ..rundir import SPLITS, RunDirectory
 
-__all__ = ["audit_run", "load_audit_table", "format_audit"]
+__all__ = ["audit_run", "load_audit_table", "format_audit", "write_audit"]
 
 log = logging.getLogger("hybrid")
 
@@ -48,6 +49,11 @@ def audit_run(run: RunDirectory, data=None, split: str = "test", surrogates=None
         distilled = float(np.mean(model.predict(reference.X) == reference.teacher))
         results[name] = audit_features(model, table, reference_fidelity=distilled,
                                        min_fidelity=min_fidelity, confidence=confidence)
+    files = description.get("files")
+    if files:  # name the image of each disagreement, not just its position
+        for result in results.values():
+            for row in result["disagreements"]:
+                row["file"] = files[row["index"]]
     gate = [result["passed"] for result in results.values()]
     return {"run": str(run.root), "data": description, "min_fidelity": min_fidelity,
             "passed": None if min_fidelity is None else all(gate), "surrogates": results}
@@ -132,5 +138,11 @@ def _describe(data: dict) -> str:
     return f"images in {data['folder']}"
 
 
-def dump(result: dict) -> str:
-    return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+def write_audit(result: dict, path) -> list[Path]:
+    """The audit as JSON at ``path`` and the CNN's reliability diagram next to it (PNG)."""
+    path = Path(path)
+    figure = path.with_name(f"{path.stem}_reliability.png")
+    calibration = next(iter(result["surrogates"].values()))["calibration"]
+    _io.write_bytes(figure, reliability_png({"calibration": calibration}))
+    _io.write_json(path, result)
+    return [path, figure]
