@@ -143,6 +143,7 @@ def write_audit(result: dict, path) -> list[Path]:
     path = Path(path)
     figure = path.with_name(f"{path.stem}_reliability.png")
     calibration = next(iter(result["surrogates"].values()))["calibration"]
-    _io.write_bytes(figure, reliability_png({"calibration": calibration}))
+    titled = {**calibration, "split": _describe(result["data"])}
+    _io.write_bytes(figure, reliability_png({"calibration": titled}))
     _io.write_json(path, result)
     return [path, figure]
