@@ -37,6 +37,8 @@ _STAGE_HELP = {
                 "hybrid extract runs/digits"),
     "distill": ("fit the tree, rule list and sparse linear surrogates to the CNN's labels",
                 "hybrid distill runs/digits"),
+    "evidence": ("show what makes each feature the rules use fire: prototypes, attributions",
+                 "hybrid evidence runs/digits"),
     "export": ("write each surrogate as text, Markdown, JSON, DOT, SVG, Python and SQL",
                "hybrid export runs/digits"),
     "report": ("measure fidelity; write metrics.json, report.md and report.html",
@@ -60,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                "Each stage is also its own command over a run directory; see hybrid STAGE --help.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    run = _verb(verbs, "run", "run every stage: fit, extract, distill, export, report",
+    run = _verb(verbs, "run", "run every stage: fit, extract, distill, evidence, export, report",
                 "Run every stage for CONFIG. An interrupted run resumes where it stopped when "
                 "started again with the same config.",
                 "example:\n  hybrid run configs/digits.yaml --out runs/digits --set seed=1")
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
             _add_bundle_arguments(sub)
     _add_audit_parser(verbs)
     _add_predict_parser(verbs)
+    _add_explain_parsers(verbs)
     return parser
 
 
@@ -162,6 +165,46 @@ def _log_to_stderr() -> None:
     log.propagate = False
 
 
+def _add_explain_parsers(verbs) -> None:
+    explain = _verb(verbs, "explain", "heatmaps of what the CNN looks at (saliency, IG, Grad-CAM)",
+                    "Attribution maps through Captum for images of a split or of a folder, "
+                    "written as overlays with an index page and deletion/insertion scores.",
+                    "examples:\n  hybrid explain runs/digits --method gradcam\n"
+                    "  hybrid explain runs/digits --images my_digits/ --method integrated_gradients "
+                    "--target 7")
+    explain.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
+    source = explain.add_mutually_exclusive_group()
+    source.add_argument("--images", type=Path, metavar="PATH", help="an image file or folder")
+    source.add_argument("--split", default="test", help="a split of the run's data (default: test)")
+    explain.add_argument("--method", default="gradcam",
+                         help="saliency, integrated_gradients or gradcam (default: gradcam)")
+    explain.add_argument("--target", default="predicted",
+                         help="predicted (default), true, or a class name")
+    explain.add_argument("--limit", type=int, default=64, help="images of the split (default: 64)")
+    explain.add_argument("--out", type=Path, help="default: RUN/explanations/METHOD/")
+    concepts = _verb(verbs, "concepts", "discover concepts in the CNN's activations (NMF)",
+                     "Factorize the last convolution's activations into concepts (non-negative "
+                     "matrix factorization) and write a prototype gallery with heatmaps.",
+                     "example:\n  hybrid concepts runs/digits --n-concepts 10")
+    concepts.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
+    concepts.add_argument("--n-concepts", type=int, default=10, help="default: 10")
+    concepts.add_argument("--top-k", type=int, default=8, help="prototypes per concept (default: 8)")
+    concepts.add_argument("--out", type=Path, help="default: RUN/concepts/")
+    tcav = _verb(verbs, "tcav", "test the CNN's sensitivity to your concepts (CAVs, TCAV)",
+                 "Fit a concept activation vector per concept folder against random images and "
+                 "score each class's sensitivity to it (TCAV).",
+                 "example:\n  hybrid tcav runs/digits --concepts my_concepts/  "
+                 "# my_concepts/<concept>/*.png")
+    tcav.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
+    tcav.add_argument("--concepts", type=Path, required=True, metavar="DIR",
+                      help="one sub-folder of example images per concept")
+    tcav.add_argument("--random", type=Path, metavar="DIR",
+                      help="counter-examples (default: random training images)")
+    tcav.add_argument("--layer", choices=["embedding", "cam"], default="embedding",
+                      help="the layer whose activations the CAVs live in")
+    tcav.add_argument("--out", type=Path, help="default: RUN/concepts/")
+
+
 def _dispatch(args) -> int:
     """Run the verb; return the exit code."""
     from .pipeline import run_pipeline, run_stage, start_run
@@ -180,6 +223,8 @@ def _dispatch(args) -> int:
         return _audit(args)
     elif args.verb == "predict":
         _predict(args)
+    elif args.verb in ("explain", "concepts", "tcav"):
+        _explain(args)
     elif args.verb == "export" and args.bundle is not None:
         from .bundle import write_bundle
 
@@ -203,6 +248,29 @@ def _audit(args) -> int:
     if args.json is not None:
         print("written: " + ", ".join(map(str, write_audit(result, args.json))))
     return 1 if result["passed"] is False else 0
+
+
+def _explain(args) -> None:
+    from .rundir import RunDirectory
+
+    run = RunDirectory(args.run_dir)
+    run.require("fit")
+    if args.verb == "explain":
+        from .pipeline.explain import explain_run
+
+        out = explain_run(run, method=args.method, target=args.target, images=args.images,
+                          split=args.split, limit=args.limit, out=args.out)
+        print(f"hybrid: explanations written: {out}/index.html")
+    elif args.verb == "concepts":
+        from .pipeline.concepts import discover
+
+        out = discover(run, n_concepts=args.n_concepts, top_k=args.top_k, out=args.out)
+        print(f"hybrid: concepts written: {out}")
+    else:
+        from .pipeline.concepts import tcav
+
+        result = tcav(run, args.concepts, args.random, layer=args.layer, out=args.out)
+        print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def _predict(args) -> None:

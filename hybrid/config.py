@@ -13,7 +13,7 @@ import difflib
 import inspect
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -28,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "ExtractConfig",
     "SurrogateConfig",
+    "EvidenceConfig",
     "ExportConfig",
     "ReportConfig",
     "Config",
@@ -79,9 +80,27 @@ class ModelConfig(_Section):
 
 
 class ExtractConfig(_Section):
-    """Feature extraction: batch size of the forward passes."""
+    """Feature extraction: what the surrogates read, and the forward passes' batch size.
+
+    ``features: embedding`` gives the penultimate layer (``dim_0``, ...);
+    ``discovered_concepts`` gives ``n_concepts`` concepts found by non-negative matrix
+    factorization of the last convolution's activations (``concept_00``, ...).
+    """
 
     batch_size: int = Field(256, gt=0)
+    features: Literal["embedding", "discovered_concepts"] = "embedding"
+    n_concepts: int = Field(10, gt=0)
+
+
+class EvidenceConfig(_Section):
+    """Pixel evidence: for each feature the surrogates use, its ``top_k`` training prototypes
+    with the attribution ``method`` of that feature; ``methods`` are scored by deletion and
+    insertion on ``faithfulness_images`` test images (0 skips the scores)."""
+
+    method: str = "integrated_gradients"
+    top_k: int = Field(6, gt=0)
+    methods: list[str] = ["saliency", "integrated_gradients", "gradcam"]
+    faithfulness_images: int = Field(128, ge=0)
 
 
 class SurrogateConfig(_Section):
@@ -134,6 +153,7 @@ class Config(_Section):
     trainer: dict[str, Any] = Field(default_factory=lambda: {"max_epochs": 30, "deterministic": True})
     extract: ExtractConfig = ExtractConfig()
     surrogates: dict[str, SurrogateConfig] = Field(default_factory=_default_surrogates)
+    evidence: EvidenceConfig = EvidenceConfig()
     export: ExportConfig = ExportConfig()
     report: ReportConfig = ReportConfig()
 

@@ -8,6 +8,7 @@
     RUN/features/{train,val,test}.npz  feature tables (hybrid.features.FeatureTable)
     RUN/surrogates/NAME.json           surrogate files (hybrid.jsonio); distill.json marks done
     RUN/surrogates/sweep/NAME/B.json   the surrogate refitted at budget B, for the curve
+    RUN/evidence/                      per-feature prototypes and attributions; evidence.json
     RUN/exports/NAME.{txt,md,json,dot,svg,py,sql}; index.json marks done
     RUN/metrics.json, RUN/report.md, RUN/report.html, RUN/figures/
 
@@ -27,7 +28,7 @@ from .errors import RunDirectoryError
 
 __all__ = ["RunDirectory", "STAGES", "SPLITS"]
 
-STAGES = ("fit", "extract", "distill", "export", "report")
+STAGES = ("fit", "extract", "distill", "evidence", "export", "report")
 SPLITS = ("train", "val", "test")
 
 
@@ -56,6 +57,10 @@ class RunDirectory:
     @property
     def surrogates_dir(self) -> Path:
         return self.root / "surrogates"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.root / "evidence"
 
     @property
     def exports_dir(self) -> Path:
@@ -92,6 +97,7 @@ class RunDirectory:
             "fit": self.checkpoints / "fit.json",
             "extract": self.features_dir / "index.json",
             "distill": self.surrogates_dir / "distill.json",
+            "evidence": self.evidence_dir / "evidence.json",
             "export": self.exports_dir / "index.json",
             "report": self.report_html,
         }[stage]

@@ -7,7 +7,8 @@ import pytest
 
 from hybrid.cli import main
 
-VERBS = ["run", "fit", "extract", "distill", "export", "report", "audit", "predict"]
+VERBS = ["run", "fit", "extract", "distill", "evidence", "export", "report", "audit", "predict",
+         "explain", "concepts", "tcav"]
 
 
 def _hybrid(*args, cwd=None):

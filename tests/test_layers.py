@@ -9,17 +9,20 @@ from .conftest import run_python
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hybrid"
 
-# utilities -> IR and config -> (surrogates, exporters, fidelity | data, backbones)
-#   -> (report | classifier, extraction) -> pipeline -> bundle -> cli
+# utilities -> IR and config -> (surrogates, exporters, fidelity | data, backbones, attribution)
+#   -> (report, audit | classifier, extraction, faithfulness) -> (evidence, concepts)
+#   -> pipeline -> bundle -> cli
 LAYERS = {
     "errors": 0, "_io": 0,
     "registry": 1, "ir": 1, "config": 1, "images": 1,
     "jsonio": 2, "features": 2, "rundir": 2,
     "surrogates": 3, "exporters": 3, "fidelity": 3, "deferral": 3, "data": 3, "backbones": 3,
-    "report": 4, "audit": 4, "classifier": 4, "extraction": 4,
-    "pipeline": 5,
-    "bundle": 6,
-    "cli": 7,
+    "attribution": 3,
+    "report": 4, "audit": 4, "classifier": 4, "extraction": 4, "faithfulness": 4,
+    "evidence": 5, "concepts": 5,
+    "pipeline": 6,
+    "bundle": 7,
+    "cli": 8,
 }
 TORCH_FREE = ["errors", "_io", "registry", "ir", "images", "jsonio", "config", "features", "rundir",
               "surrogates", "exporters", "fidelity", "deferral", "report", "audit"]

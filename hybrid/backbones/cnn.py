@@ -48,6 +48,11 @@ class SmallCNN(nn.Module):
                                        nn.Dropout(dropout))
         self.num_features = embedding_dim
 
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The last convolution block: what Grad-CAM reads (the finest map of the last stage)."""
+        return self.features[-3]
+
     def forward(self, x):
         return self.embedding(self.features(x))
 

@@ -9,6 +9,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -16,6 +17,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..attribution import METHODS
 from ..backbones import BACKBONES
 from ..classifier import OPTIMIZERS, SCHEDULERS, ImageClassifier
 from ..config import Config, check_keys, check_params
@@ -27,7 +29,8 @@ from ..features import FeatureTable
 from ..rundir import RunDirectory
 
 __all__ = ["check_training_config", "build_datamodule", "build_classifier", "build_trainer",
-           "load_classifier", "predict_table", "predict_images", "quiet_lightning"]
+           "load_classifier", "inference_device", "predict_table", "predict_images",
+           "read_images", "quiet_lightning"]
 
 # pl.Trainer arguments hybrid sets itself: the run directory decides them.
 _RESERVED_TRAINER_KEYS = ("callbacks", "logger", "default_root_dir", "enable_checkpointing")
@@ -47,6 +50,8 @@ def check_training_config(config: Config) -> None:
     check_params(OPTIMIZERS.get(config.model.optimizer.name), config.model.optimizer.params,
                  "model.optimizer.params", supplied=("params",))
     SCHEDULERS.get(config.model.scheduler)
+    for method in (config.evidence.method, *config.evidence.methods):
+        METHODS.get(method)
     for key in config.trainer:
         if key in _RESERVED_TRAINER_KEYS:
             raise ConfigError(f"key 'trainer.{key}' is set by hybrid from the run directory; "
@@ -98,6 +103,16 @@ def _backbone(config: Config, in_channels: int):
                             **config.model.backbone.params)
 
 
+def inference_device(config: Config) -> torch.device:
+    """Where hybrid's own forward and backward passes run (attributions, concepts): a CUDA
+    device when the trainer may use one (``accelerator`` auto, gpu or cuda) and one is present,
+    else the CPU. Lightning places training and extraction itself."""
+    accelerator = str(config.trainer.get("accelerator", "auto"))
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
 def predict_table(config: Config, run: RunDirectory, loader, class_names,
                   in_channels: int) -> FeatureTable:
     """Features and CNN answers for every batch of ``loader``, through the best checkpoint."""
@@ -114,13 +129,20 @@ def predict_images(config: Config, run: RunDirectory, datamodule, folder: Path,
     its training statistics.
     """
     files, labels = _labelled_images(folder, datamodule.class_names)
+    _, images = read_images(datamodule, files)
+    dataset = TensorDataset(images, torch.tensor(labels), torch.arange(len(files)))
+    loader = DataLoader(dataset, batch_size=batch_size)
+    return predict_table(config, run, loader, datamodule.class_names,
+                         datamodule.input_shape[0]), files
+
+
+def read_images(datamodule, files) -> tuple[np.ndarray, torch.Tensor]:
+    """Image files as ``datamodule`` feeds the CNN: resized, in its value range (returned as
+    is, for display) and normalized with its training statistics (a float32 tensor)."""
     channels, height, width = datamodule.input_shape
     pixels = load_images(files, channels, height, width, datamodule.value_range)
     mean, std = datamodule.normalization
-    dataset = TensorDataset(torch.from_numpy((pixels - mean) / std), torch.tensor(labels),
-                            torch.arange(len(files)))
-    loader = DataLoader(dataset, batch_size=batch_size)
-    return predict_table(config, run, loader, datamodule.class_names, channels), files
+    return pixels, torch.from_numpy((pixels - mean) / std)
 
 
 def _labelled_images(folder: Path, class_names) -> tuple[list[Path], list[int]]:

@@ -1,4 +1,9 @@
-"""Stage 2, extract: embeddings, probabilities, teacher and true labels for every split."""
+"""Stage 2, extract: features, probabilities, teacher and true labels for every split.
+
+The features are the penultimate-layer embedding, or (``extract.features:
+discovered_concepts``) the activations of concepts discovered by NMF in the last convolution,
+fitted on the train split.
+"""
 
 import dataclasses
 import logging
@@ -21,15 +26,24 @@ def extract(run: RunDirectory) -> dict:
     datamodule = build_datamodule(config)
     model = load_classifier(config, run, datamodule.input_shape[0])
     trainer = build_trainer(config, run, training=False)
-    summary = {}
+    tables = {}
     for split in SPLITS:
         loader = datamodule.split_dataloader(split, batch_size=config.extract.batch_size)
         table = extract_table(trainer, model, loader, datamodule.class_names)
         if split in _SPLITS_WITH_IMAGES and hasattr(datamodule, "display_images"):
             table = dataclasses.replace(table, images=datamodule.display_images(split))
+        tables[split] = table
+    if config.extract.features == "discovered_concepts":
+        from ..concepts.discovery import concept_tables
+
+        tables = concept_tables(model.backbone, datamodule, tables, config.extract.n_concepts,
+                                config.seed)
+    summary = {}
+    for split, table in tables.items():
         table.save(run.features(split))
-        summary[split] = {"rows": len(table), "teacher_accuracy": table.teacher_accuracy}
-        log.info("extract: %s: %d rows x %d features, CNN accuracy %.4f", split, len(table),
-                 table.X.shape[1], table.teacher_accuracy)
+        summary[split] = {"rows": len(table), "features": config.extract.features,
+                          "teacher_accuracy": table.teacher_accuracy}
+        log.info("extract: %s: %d rows x %d %s features, CNN accuracy %.4f", split, len(table),
+                 table.X.shape[1], config.extract.features, table.teacher_accuracy)
     run.mark_done("extract", summary)
     return summary

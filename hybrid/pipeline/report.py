@@ -3,14 +3,15 @@
 Reads feature tables and surrogate files only: reporting never imports torch.
 """
 
+import json
 import logging
 
 from .. import __version__, _io
-from ..config import Config
 from ..audit import audit_features, calibration
+from ..config import Config
 from ..deferral import HybridPredictor, coverage_curve, deferral_summary, rule_fidelity
 from ..exporters import dot_available, render_svg, to_dot, to_text
-from ..exporters._format import conditions_text, display_names
+from ..exporters._format import conditions_text, display_names, linear_terms
 from ..features import FeatureTable
 from ..fidelity import evaluate_surrogate, fidelity, bootstrap_interval
 from ..jsonio import load_surrogate
@@ -33,7 +34,7 @@ def collect_metrics(run: RunDirectory, config: Config) -> dict:
     metrics = {
         "run": {"config": str(run.config_path), "seed": config.seed, "hybrid_version": __version__},
         "data": {"name": config.data.name, "class_names": list(test.class_names),
-                 "n_features": test.X.shape[1], "feature_kind": "embedding",
+                 "n_features": test.X.shape[1], "feature_kind": config.extract.features,
                  "splits": {split: len(table) for split, table in tables.items()}},
         "teacher": {f"{split}_accuracy": table.teacher_accuracy for split, table in tables.items()},
         "surrogates": {},
@@ -49,11 +50,15 @@ def collect_metrics(run: RunDirectory, config: Config) -> dict:
             "fit_seconds": info["fit_seconds"],
             **evaluate_surrogate(model, tables, **settings),
             **_rules_and_deferral(model, tables, audit, config),
+            **_linear_terms(model),
             "disagreements": audit["disagreements"],
         }
         if info["sweep"]:
             metrics["sweep"][key] = _sweep(run, key, info, tables, settings)
     metrics["calibration"] = {"split": "test", **calibration(test.proba, test.y)}
+    faithfulness = run.evidence_dir / "faithfulness.json"
+    if faithfulness.exists():
+        metrics["attribution_faithfulness"] = json.loads(faithfulness.read_text(encoding="utf-8"))
     return metrics
 
 
@@ -73,6 +78,7 @@ def _rules_and_deferral(model, tables: dict, audit: dict, config: Config) -> dic
     val = rule_fidelity(model, tables["val"])
     test = {row["rule"]: row for row in audit["per_rule"]}
     rules = [{"index": rule_id, "conditions": conditions_text(rule.conditions, features),
+              "features": _rule_features(rule, model.feature_names),
               "prediction": classes[rule.prediction], "support": rule.support,
               "precision": rule.precision, "val_n": val[rule_id]["n"],
               "val_fidelity": val[rule_id]["fidelity"], "test_n": test[rule_id]["n"],
@@ -86,6 +92,36 @@ def _rules_and_deferral(model, tables: dict, audit: dict, config: Config) -> dic
                 "curve": coverage_curve(model, tables["val"], tables["test"],
                                         config.report.deferral_thresholds)}
     return {"rules": rules, "deferral": deferral}
+
+
+# How a report reads a condition on a feature: the rule needs it high, low, or in a range.
+_DIRECTIONS = {">": "high", "<=": "low"}
+
+
+def _rule_features(rule, feature_names) -> list[dict]:
+    """Each feature the rule reads, in order, as ``{"name", "direction"}``.
+
+    ``direction`` is ``high`` (``x > t``), ``low`` (``x <= t``) or ``between`` (both), so the
+    report can show each feature's evidence with the way the rule reads it.
+    """
+    ops = {}
+    for predicate in rule.conditions:
+        ops.setdefault(feature_names[predicate.feature], set()).add(predicate.op)
+    return [{"name": name,
+             "direction": "between" if len(used) > 1 else _DIRECTIONS[next(iter(used))]}
+            for name, used in ops.items()]
+
+
+def _linear_terms(model) -> dict:
+    """A linear model's non-zero weights as ``terms`` rows ``{"feature", "class", "weight"}``.
+
+    Per class, largest weight first; the report shows each weighted feature's evidence.
+    """
+    if model.kind != "linear":
+        return {}
+    _, classes = display_names(model)
+    return {"terms": [{"feature": model.feature_names[j], "class": classes[k], "weight": weight}
+                      for k in range(model.n_classes) for j, weight in linear_terms(model, k)]}
 
 
 def _sweep(run: RunDirectory, key: str, info: dict, tables: dict, settings: dict) -> dict:
@@ -115,6 +151,19 @@ def _gallery_images(metrics: dict, test: FeatureTable) -> dict[int, bytes]:
     return {index: thumbnail_png(test.images[position[index]]) for index in sorted(wanted)}
 
 
+def _evidence(run: RunDirectory) -> dict[str, dict]:
+    """Feature name -> its evidence with ``path`` (relative to the run) and ``png`` (bytes).
+
+    Empty when the evidence stage has not run: the report leaves the evidence out.
+    """
+    if not run.is_done("evidence"):
+        return {}
+    found = json.loads(run.marker("evidence").read_text(encoding="utf-8"))["features"]
+    return {name: {"path": entry["image"], "png": (run.root / entry["image"]).read_bytes(),
+                   "prototypes": entry["prototypes"], "activations": entry["activations"]}
+            for name, entry in found.items()}
+
+
 def report(run: RunDirectory) -> dict:
     config = run.load_config()
     run.require("extract")
@@ -133,9 +182,11 @@ def report(run: RunDirectory) -> dict:
     rules = {key: to_text(model) for key, model in models.items()}
     svgs = ({key: render_svg(to_dot(model)) for key, model in models.items() if model.kind == "tree"}
             if dot_available() else {})
-    _io.write_text(run.report_md, render_markdown(metrics, figure_paths, rules))
+    evidence = _evidence(run)
+    _io.write_text(run.report_md, render_markdown(
+        metrics, figure_paths, rules, {name: entry["path"] for name, entry in evidence.items()}))
     images = _gallery_images(metrics, FeatureTable.load(run.features("test")))
-    _io.write_text(run.report_html, render_html(metrics, figures, rules, svgs, images))
+    _io.write_text(run.report_html, render_html(metrics, figures, rules, svgs, images, evidence))
     log.info("report: CNN test accuracy %.4f; %s", metrics["teacher"]["test_accuracy"],
              "; ".join(f"{key} fidelity {m['test_fidelity']:.3f} at {m['complexity']} "
                        f"{m['complexity_unit']}" for key, m in metrics["surrogates"].items()))

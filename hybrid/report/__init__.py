@@ -15,7 +15,9 @@ Examples
 ...            "deferral": deferral_png(metrics),
 ...            "reliability": reliability_png(metrics)}  # doctest: +SKIP
 >>> images = {17: thumbnail_png(digit_17)}  # sample index -> PNG  # doctest: +SKIP
->>> page = render_html(metrics, figures, images=images)  # doctest: +SKIP
+>>> evidence = {"dim_37": {"png": strip, "prototypes": [17, 4],
+...                        "activations": [3.2, 2.9]}}  # doctest: +SKIP
+>>> page = render_html(metrics, figures, images=images, evidence=evidence)  # doctest: +SKIP
 """
 
 from .html import render_html

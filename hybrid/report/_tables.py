@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 __all__ = ["SECTIONS", "MAX_CARDS", "Table", "Badge", "Subheading", "Note", "Figure", "Code",
-           "Diagram", "Gallery", "title", "sections", "unit_label"]
+           "Diagram", "Gallery", "Evidence", "title", "sections", "unit_label"]
 
 # Section id -> (heading, one-line introduction). The ids are the HTML anchors.
 SECTIONS = {
@@ -26,8 +26,9 @@ SECTIONS = {
                   "predictions of a class that the teacher agrees with."),
     "sweep": ("Complexity sweep", "One row per setting of the swept parameter."),
     "rules": ("Rules", "Each rule of the rule-based surrogates with the rows it answers on each "
-                       "split, then each surrogate as text; it predicts exactly as written. Rules "
-                       "marked 'defers' hand their rows to the CNN in the hybrid predictor."),
+                       "split, its features' evidence when the run has it, then each surrogate as "
+                       "text; it predicts exactly as written. Rules marked 'defers' hand their "
+                       "rows to the CNN in the hybrid predictor."),
     "tree": ("Tree", "Each tree surrogate as a diagram."),
     "deferral": ("Hybrid predictor",
                  "The rules answer where their validation fidelity is at least the threshold, the "
@@ -38,6 +39,12 @@ SECTIONS = {
                     "Whether the CNN is right as often as it is confident (its top class "
                     "probability). The expected calibration error (ECE) is the gap between "
                     "confidence and accuracy per confidence bin, weighted by the bin's samples."),
+    "faithfulness": ("Attribution faithfulness",
+                     "How well each pixel-attribution method (explaining the CNN's predicted "
+                     "class) ranks the pixels the CNN needs: deleting the top-ranked pixels first "
+                     "should make the class probability fall fast (lower deletion AUC is better), "
+                     "inserting them first should make it rise fast (higher insertion AUC is "
+                     "better). Random rankings are the baseline."),
     "disagreements": ("Disagreement gallery",
                       "Test samples on which a surrogate and the CNN disagree, with the CNN's "
                       "confidence in its answer and the rule that fired."),
@@ -139,6 +146,25 @@ class Gallery:
     images: tuple
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Features with their prototype strips: one per row of ``table``, the strip of the same row.
+
+    The last column of ``table`` captions the strip; formats without images show it alone.
+
+    Parameters
+    ----------
+    table : Table
+        One row per feature: its name, where the surrogate reads it, the strip's caption.
+    images : tuple
+        The renderer's source of each row's strip (a path, or PNG bytes), ``None`` where the
+        feature has no evidence.
+    """
+
+    table: Table
+    images: tuple
+
+
 def title(metrics: dict) -> str:
     """The report title, naming the data set."""
     return f"hybrid report: {metrics['data']['name']}"
@@ -146,7 +172,8 @@ def title(metrics: dict) -> str:
 
 def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = None,
              svgs: dict[str, str] | None = None,
-             images: dict[int, bytes] | None = None) -> dict[str, list]:
+             images: dict[int, bytes] | None = None,
+             evidence: dict[str, dict] | None = None) -> dict[str, list]:
     """The report's content: section id -> its blocks in reading order.
 
     Parameters
@@ -163,13 +190,18 @@ def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = N
         Surrogate name -> SVG markup of its diagram.
     images : dict of int to bytes or None, default=None
         Sample index -> PNG bytes of its image, for the disagreement cards.
+    evidence : dict of str to dict or None, default=None
+        Feature name -> its evidence: ``source`` (the renderer's source of its prototype strip)
+        and, optionally, ``prototypes`` (sample ids) and ``activations``. Each surrogate whose
+        rules (``features`` of its ``rules``) or weights (``terms``) read features gets a
+        table of them.
 
     Returns
     -------
     dict of str to list
         Keys from :data:`SECTIONS`, in its order, without the sections that have no blocks;
         values are :class:`Table`, :class:`Subheading`, :class:`Note`, :class:`Figure`,
-        :class:`Code`, :class:`Diagram` and :class:`Gallery` blocks.
+        :class:`Code`, :class:`Diagram`, :class:`Gallery` and :class:`Evidence` blocks.
     """
     surrogates = metrics["surrogates"]
     content = {
@@ -177,10 +209,11 @@ def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = N
         "fidelity-vs-complexity": _figure(figures, "fidelity_vs_complexity"),
         "per-class": _figure(figures, "per_class_fidelity") + _titled(_per_class_tables(metrics)),
         "sweep": _titled(_sweep_tables(metrics)),
-        "rules": _titled(_rules_blocks(surrogates, rules_text or {})),
+        "rules": _titled(_rules_blocks(surrogates, rules_text or {}, evidence or {})),
         "tree": _titled({name: [Diagram(svg)] for name, svg in (svgs or {}).items()}),
         "deferral": _deferral_blocks(surrogates, figures),
         "calibration": _calibration_blocks(metrics.get("calibration"), figures),
+        "faithfulness": _faithfulness_blocks(metrics.get("attribution_faithfulness")),
         "disagreements": _titled(_galleries(surrogates, images or {})),
     }
     return {section_id: blocks for section_id, blocks in content.items() if blocks}
@@ -296,10 +329,13 @@ def _sweep_tables(metrics: dict) -> dict[str, list[Table]]:
     return tables
 
 
-def _rules_blocks(surrogates: dict, rules_text: dict[str, str]) -> dict[str, list]:
-    """Surrogate name -> its rule table (when measured) and its rules as text (when given)."""
+def _rules_blocks(surrogates: dict, rules_text: dict[str, str],
+                  evidence: dict[str, dict]) -> dict[str, list]:
+    """Surrogate name -> its rule table (when measured), the evidence of the features it reads
+    (when the run has evidence) and its rules as text (when given)."""
     names = dict.fromkeys([*surrogates, *rules_text])
-    return {name: _rule_table(surrogates.get(name, {})) + _code(rules_text.get(name))
+    return {name: _rule_table(surrogates.get(name, {}))
+            + _evidence_blocks(surrogates.get(name, {}), evidence) + _code(rules_text.get(name))
             for name in names}
 
 
@@ -322,6 +358,49 @@ def _rule_table(surrogate: dict) -> list[Table]:
              Badge("defers") if r["index"] in deferring else "")
             for r in surrogate["rules"])
     return [_table(columns, rows)]
+
+
+def _evidence_blocks(surrogate: dict, evidence: dict[str, dict]) -> list:
+    """A note and one row per feature the surrogate reads: where, and its prototype strip."""
+    use = _feature_use(surrogate)
+    if not evidence or not use:
+        return []
+    columns = [("feature", False), ("read by", False), ("prototypes", False)]
+    rows = ((name, "; ".join(places), _evidence_caption(evidence.get(name)))
+            for name, places in use.items())
+    images = tuple(evidence.get(name, {}).get("source") for name in use)
+    return [Note("Feature evidence: the training images on which each feature is highest "
+                 "(prototypes), coloured where they make the feature high (its attribution)."),
+            Evidence(_table(columns, rows), images)]
+
+
+def _feature_use(surrogate: dict) -> dict[str, list[str]]:
+    """Feature name -> where the surrogate reads it: ``rules 3, 5 (high)``, ``class 4 (+0.52)``.
+
+    Features come in the order the rules, then the weights, first read them.
+    """
+    directions = {}
+    for rule in surrogate.get("rules", ()):
+        for feature in rule.get("features", ()):
+            directions.setdefault(feature["name"], {}).setdefault(feature["direction"], []).append(
+                _fmt_value(rule["index"]))
+    use = {name: [f"{'rule' if len(ids) == 1 else 'rules'} {', '.join(ids)} ({direction})"
+                  for direction, ids in by_direction.items()]
+           for name, by_direction in directions.items()}
+    for term in surrogate.get("terms", ()):
+        use.setdefault(term["feature"], []).append(f"class {term['class']} ({term['weight']:+.3g})")
+    return use
+
+
+def _evidence_caption(entry: dict | None) -> str:
+    """The prototypes' sample ids and activation range, e.g. ``samples 17, 4; activation 3.210 to 2.870``."""
+    if entry is None:
+        return _MISSING
+    if not entry.get("prototypes"):
+        return ""
+    activations = entry["activations"]
+    return (f"samples {', '.join(map(_fmt_value, entry['prototypes']))}; activation "
+            f"{_fmt(activations[0])} to {_fmt(activations[-1])}")
 
 
 def _deferral_blocks(surrogates: dict, figures: dict) -> list:
@@ -358,6 +437,19 @@ def _calibration_blocks(calibration: dict | None, figures: dict) -> list:
              _fmt(b.get("confidence")), _fmt(b.get("accuracy")), _fmt(_gap(b)))
             for b in calibration["bins"])
     return [summary] + _figure(figures, "reliability") + [_table(columns, rows)]
+
+
+def _faithfulness_blocks(scores: dict | None) -> list:
+    """One row per attribution method and one for random maps: mean deletion/insertion AUC."""
+    if not scores:
+        return []
+    columns = [("method", False), ("deletion AUC (lower is better)", True),
+               ("insertion AUC (higher is better)", True)]
+    rows = [(name, _fmt(m["deletion_auc"]), _fmt(m["insertion_auc"]))
+            for name, m in {**scores["methods"], "random": scores["random"]}.items()]
+    note = Note(f"{_fmt_value(scores['n_images'])} {scores.get('split', 'test')} images, "
+                f"{_fmt_value(scores['steps'])} steps.")
+    return [note, _table(columns, rows)]
 
 
 def _gap(row: dict) -> float | None:

@@ -4,8 +4,8 @@ import base64
 import html
 import re
 
-from ._tables import (SECTIONS, Badge, Code, Diagram, Figure, Gallery, Note, Subheading, Table,
-                      sections, title)
+from ._tables import (SECTIONS, Badge, Code, Diagram, Evidence, Figure, Gallery, Note, Subheading,
+                      Table, sections, title)
 
 __all__ = ["render_html"]
 
@@ -39,6 +39,8 @@ tr.flagged { background: #fff8c5 !important; }
   font-size: 0.85rem; }
 .card dt { color: #57606a; }
 .card dd { margin: 0; overflow-wrap: anywhere; }
+img.strip { display: block; image-rendering: pixelated; }
+.caption { color: #57606a; font-size: 0.8rem; }
 pre { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.8rem;
   overflow-x: auto; font-size: 0.85rem;
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace; }
@@ -50,7 +52,8 @@ _SVG_PROLOG = re.compile(r"\A\s*(?:(?:<\?xml.*?\?>|<!DOCTYPE[^>]*>|<!--.*?-->)\s
 
 def render_html(metrics: dict, figures: dict[str, bytes], rules_text: dict[str, str] | None = None,
                 svgs: dict[str, str] | None = None,
-                images: dict[int, bytes] | None = None) -> str:
+                images: dict[int, bytes] | None = None,
+                evidence: dict[str, dict] | None = None) -> str:
     """The run report as one HTML5 page that needs no other file and no network.
 
     Parameters
@@ -68,13 +71,18 @@ def render_html(metrics: dict, figures: dict[str, bytes], rules_text: dict[str, 
     images : dict of int to bytes or None, default=None
         Sample index -> PNG bytes of its image (see :func:`~hybrid.report.thumbnail_png`),
         shown on the disagreement cards; a card whose sample has none shows no image.
+    evidence : dict of str to dict or None, default=None
+        Feature name -> ``png`` (PNG bytes of its prototype strip, see
+        :func:`hybrid.evidence.evidence_strip_png`), ``prototypes`` (sample ids) and
+        ``activations``, shown with each surrogate's rules next to the features they read.
 
     Returns
     -------
     str
         The page. Sections without content are left out.
     """
-    content = sections(metrics, figures, rules_text, svgs, images)
+    sources = {name: {**entry, "source": entry["png"]} for name, entry in (evidence or {}).items()}
+    content = sections(metrics, figures, rules_text, svgs, images, sources)
     page_title = html.escape(title(metrics))
     return "\n".join([
         "<!DOCTYPE html>",
@@ -119,15 +127,19 @@ def _row(cells, numeric, tag: str) -> str:
     return opening + "".join(_cell(cell, num, tag) for cell, num in zip(cells, numeric)) + "</tr>"
 
 
-def _table(table: Table) -> str:
-    rows = "\n".join(_row(row, table.numeric, "td") for row in table.rows)
+def _table(table: Table, rows: list[str] | None = None) -> str:
+    """``table`` as HTML; ``rows``, when given, are its body rows already rendered."""
+    if rows is None:
+        rows = [_row(row, table.numeric, "td") for row in table.rows]
+    body = "\n".join(rows)
     return (f'<div class="scroll"><table>\n<thead>{_row(table.header, table.numeric, "th")}'
-            f"</thead>\n<tbody>\n{rows}\n</tbody>\n</table></div>")
+            f"</thead>\n<tbody>\n{body}\n</tbody>\n</table></div>")
 
 
-def _img(png: bytes, alt: str) -> str:
+def _img(png: bytes, alt: str, css_class: str | None = None) -> str:
     data = base64.b64encode(png).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+    attributes = "" if css_class is None else f' class="{css_class}"'
+    return f'<img{attributes} src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
 def _figure(figure: Figure) -> str:
@@ -149,12 +161,26 @@ def _gallery(gallery: Gallery) -> str:
     return f'<div class="gallery">\n{cards}\n</div>'
 
 
+def _evidence_row(cells, png: bytes | None) -> str:
+    """A feature's name and where it is read, then its strip above the strip's caption."""
+    *facts, caption = cells
+    strip = "" if png is None else _img(png, f"prototypes of {facts[0]}", "strip")
+    return ("<tr>" + "".join(f"<td>{html.escape(fact)}</td>" for fact in facts)
+            + f'<td>{strip}<span class="caption">{html.escape(caption)}</span></td></tr>')
+
+
+def _evidence(evidence: Evidence) -> str:
+    return _table(evidence.table, [_evidence_row(row, png) for row, png
+                                   in zip(evidence.table.rows, evidence.images)])
+
+
 _RENDER = {
     Table: _table,
     Subheading: lambda block: f"<h3>{html.escape(block.text)}</h3>",
     Note: lambda block: f"<p>{html.escape(block.text)}</p>",
     Figure: _figure,
     Gallery: _gallery,
+    Evidence: _evidence,
     Code: lambda block: f"<pre>{html.escape(block.text)}</pre>",
     Diagram: lambda block: f'<div class="scroll">{_SVG_PROLOG.sub("", block.svg)}</div>',
 }

@@ -11,6 +11,7 @@ from hybrid.report import (deferral_png, fidelity_vs_complexity_png, per_class_f
 HOSTILE_CLASS = "<script>alert(1)</script>"
 HOSTILE_SURROGATE = 'a|b "q" $x_{1$'
 HOSTILE_RULE = 'dim_<b>3</b> > 0.41 AND "x|y" <= $1'
+HOSTILE_FEATURE = 'dim_<i>9</i> "f"|$x_{1$'
 RULE_BASED = ["tree", "rule_list"]
 
 
@@ -27,6 +28,19 @@ def images():
     rng = np.random.default_rng(0)
     return {index: thumbnail_png(rng.integers(0, 256, (8, 8), dtype=np.uint8))
             for index in range(100, 130) if index != 101}
+
+
+def evidence():
+    """Prototype strips of the features the rules and weights read, but dim_7 and dim_2."""
+    rng = np.random.default_rng(1)
+    return {name: {"png": thumbnail_png(rng.integers(0, 256, (8, 20, 3), dtype=np.uint8)),
+                   "prototypes": [17 + i, 4, 9], "activations": [3.21 - i, 3.0 - i, 2.87 - i]}
+            for i, name in enumerate(["dim_3", HOSTILE_FEATURE, "dim_1"])}
+
+
+def evidence_paths():
+    """Where the Markdown report finds the strips of :func:`evidence`."""
+    return {name: f"evidence/{name}.png" for name in evidence()}
 
 
 def _surrogate(unit, complexity, fidelity, class_names):
@@ -57,6 +71,11 @@ def _rules():
               "test_fidelity_ci": [0.83, 0.99]}
              for i, text in enumerate(conditions)]
     rules[2].update(val_n=0, val_fidelity=None, test_n=0, test_fidelity=None, test_fidelity_ci=None)
+    features = [[("dim_3", "high"), ("dim_7", "low")],
+                [(HOSTILE_FEATURE, "high"), ("dim_3", "between")],
+                [("dim_1", "high"), ("dim_3", "high")], []]
+    for rule, read in zip(rules, features):
+        rule["features"] = [{"name": name, "direction": direction} for name, direction in read]
     return rules
 
 
@@ -88,6 +107,10 @@ def full_metrics():
         metrics["surrogates"][name].update(rules=_rules(), deferral=_deferral(shift / 10),
                                            disagreements=_disagreements(30, HOSTILE_RULE))
     metrics["surrogates"][HOSTILE_SURROGATE]["disagreements"] = _disagreements(3, None)
+    metrics["surrogates"][HOSTILE_SURROGATE]["terms"] = [
+        {"feature": "dim_1", "class": HOSTILE_CLASS, "weight": 0.5213},
+        {"feature": "dim_2", "class": "zero", "weight": -1.25},
+        {"feature": "dim_1", "class": "a|b", "weight": -0.1}]
     metrics["calibration"] = _calibration()
     return metrics
 

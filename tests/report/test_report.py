@@ -291,3 +291,66 @@ def test_markdown_new_sections(metrics):
     disagreements = re.findall(r"^\| 1\d\d \| \\<script\\>", text, flags=re.MULTILINE)
     assert len(disagreements) == 24 + 24 + 3
     assert "data:image" not in text
+
+
+# --- feature evidence next to the rules --------------------------------------------------------
+
+
+@pytest.fixture
+def evidence_page(metrics, rules_text):
+    return render_html(metrics, {}, rules_text, evidence=synthetic.evidence())
+
+
+def _evidence_tables(page):
+    """Body rows of each surrogate's evidence table in the Rules section, in surrogate order."""
+    tables = re.findall(r"Feature evidence:.*?</table>", _section(page, "rules"), re.DOTALL)
+    return [[cells for _, cells in _table_rows(table)][1:] for table in tables]
+
+
+def test_html_evidence_lists_each_feature_with_its_strip(evidence_page):
+    tree, rule_list, linear = _evidence_tables(evidence_page)
+    assert tree == rule_list
+    hostile = "dim_&lt;i&gt;9&lt;/i&gt; &quot;f&quot;|$x_{1$"
+    assert [row[:2] for row in tree] == [["dim_3", "rules 0, 2 (high); rule 1 (between)"],
+                                         ["dim_7", "rule 0 (low)"], [hostile, "rule 1 (high)"],
+                                         ["dim_1", "rule 2 (high)"]]
+    assert [row[:2] for row in linear] == [
+        ["dim_1", "class &lt;script&gt;alert(1)&lt;/script&gt; (+0.521); class a|b (-0.1)"],
+        ["dim_2", "class zero (-1.25)"]]
+    strip = '<img class="strip" src="data:image/png;base64,iVBORw0KGgo'
+    assert tree[0][2].startswith(strip) and 'alt="prototypes of dim_3"' in tree[0][2]
+    assert tree[0][2].endswith('<span class="caption">samples 17, 4, 9; activation 3.210 to '
+                               '2.870</span>')
+    assert f'alt="prototypes of {hostile}"' in tree[2][2]
+    assert tree[1][2] == linear[1][2] == '<span class="caption">–</span>'  # no evidence
+    assert evidence_page.count('<img class="strip"') == 3 + 3 + 1
+    assert synthetic.HOSTILE_FEATURE not in evidence_page
+
+
+def test_html_evidence_parses_with_balanced_tags(evidence_page):
+    parser = _TagBalance()
+    parser.feed(evidence_page)
+    parser.close()
+    assert parser.open == []
+
+
+def test_reports_without_evidence_leave_it_out(page, metrics):
+    assert "Feature evidence" not in page
+    assert "Feature evidence" not in render_markdown(metrics)
+
+
+def test_markdown_evidence_links_strips(metrics):
+    text = render_markdown(metrics, evidence_paths=synthetic.evidence_paths())
+    tables = re.findall(r"(?:^\|.*\|\n)+", text, flags=re.MULTILINE)
+    assert len(tables) == 16 + 3  # test_markdown_tables_keep_their_columns, and one per surrogate
+    for table in tables:
+        lines = table.splitlines()
+        assert {len(_cells(line)) for line in lines} == {len(_cells(lines[0]))}
+    rows = {_cells(line)[0].strip(): _cells(line)[1:] for line in text.splitlines()
+            if line.startswith("| dim")}
+    assert rows[r"dim\_3"] == [" rules 0, 2 (high); rule 1 (between) ",
+                               r" ![prototypes of dim\_3](evidence/dim_3.png) "]
+    assert rows[r"dim\_7"] == [" rule 0 (low) ", " – "]  # no evidence
+    hostile = rows[r'dim\_\<i\>9\</i\> "f"\|\$x\_{1\$']
+    assert hostile[1].endswith('(evidence/dim_%3Ci%3E9%3C/i%3E%20%22f%22%7C%24x_%7B1%24.png) ')
+    assert not re.search(r"(?<!\\)<", text)
