@@ -267,10 +267,9 @@ def _explain(args) -> None:
         out = discover(run, n_concepts=args.n_concepts, top_k=args.top_k, out=args.out)
         print(f"hybrid: concepts written: {out}")
     else:
-        from .pipeline.concepts import tcav
+        from .pipeline.concepts import format_tcav, tcav
 
-        result = tcav(run, args.concepts, args.random, layer=args.layer, out=args.out)
-        print(json.dumps(result, indent=2, ensure_ascii=False))
+        print(format_tcav(tcav(run, args.concepts, args.random, layer=args.layer, out=args.out)))
 
 
 def _predict(args) -> None:

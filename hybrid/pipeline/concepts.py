@@ -28,7 +28,7 @@ from ..images import list_images
 from ..rundir import RunDirectory
 from ._components import build_datamodule, inference_device, load_classifier, read_images
 
-__all__ = ["discover", "tcav", "LAYERS"]
+__all__ = ["format_tcav", "discover", "tcav", "LAYERS"]
 
 log = logging.getLogger("hybrid")
 
@@ -214,3 +214,21 @@ def _random_images(datamodule, random_dir, seed: int) -> torch.Tensor:
 def _normalized(datamodule, files: list[Path]) -> torch.Tensor:
     """Image files as the CNN reads them."""
     return read_images(datamodule, files)[1]
+
+
+def format_tcav(result: dict, alpha: float = 0.05) -> str:
+    """TCAV scores as a table: one row per concept (with its probe's accuracy), one column per
+    class; ``*`` marks a score that differs from random CAVs' at level ``alpha``."""
+    classes = list(result["random"]["classes"])
+    width = max(len(name) for name in [*result["concepts"], "concept"]) + 2
+    lines = [f"TCAV scores at the {result['layer']} layer ({result['repeats']} repetitions; "
+             f"* p < {alpha} against random CAVs)",
+             f"{'concept':<{width}}{'acc':>6}" + "".join(f"{c[:7]:>8}" for c in classes)]
+    for name, concept in result["concepts"].items():
+        cells = []
+        for c in classes:
+            score = concept["classes"][c]
+            mark = "*" if score["p_value"] is not None and score["p_value"] < alpha else " "
+            cells.append(f"{score['score']:>7.2f}{mark}")
+        lines.append(f"{name:<{width}}{concept['accuracy']:>6.2f}" + "".join(cells))
+    return "\n".join(lines)
