@@ -228,3 +228,35 @@ def test_code_exports_of_the_run_predict_like_the_surrogates(run):
         select = (run.exports_dir / f"{name}.sql").read_text()
         got = [row[-1] for row in sorted(connection.execute(select.rstrip().rstrip(";")))]
         assert got == expected
+
+
+def test_surrogates_can_read_discovered_concepts(tmp_path):
+    """extract.features: discovered_concepts -> rules over concept_XX columns, end to end."""
+    out = tmp_path / "concepts"
+    assert main(["run", "configs/digits.yaml", "--out", str(out), *SHRUNK,
+                 "--set", "extract.features=discovered_concepts", "--set", "extract.n_concepts=6",
+                 "--set", "evidence.faithfulness_images=0"]) == 0
+    run = RunDirectory(out)
+    train = FeatureTable.load(run.features("train"))
+    assert train.feature_names == tuple(f"concept_{i:02d}" for i in range(6))
+    assert train.X.min() >= 0
+    rules = (run.exports_dir / "rule_list.txt").read_text()
+    assert "concept_" in rules and "dim_" not in rules
+    metrics = json.loads(run.metrics_path.read_text())
+    assert metrics["data"]["feature_kind"] == "discovered_concepts"
+    assert metrics["surrogates"]["rule_list"]["test_fidelity"] > 0.3
+
+
+def test_explain_concepts_and_tcav_from_the_command_line(run, tmp_path, capsys):
+    assert main(["explain", str(run.root), "--limit", "4", "--method", "saliency",
+                 "--out", str(tmp_path / "saliency")]) == 0
+    assert len(list((tmp_path / "saliency").glob("*.png"))) == 4
+    assert (tmp_path / "saliency" / "index.html").is_file()
+    assert main(["concepts", str(run.root), "--n-concepts", "4", "--out", str(tmp_path / "c")]) == 0
+    assert sorted(p.name for p in (tmp_path / "c").glob("concept_*.png")) == \
+        [f"concept_{i:02d}.png" for i in range(4)]
+    capsys.readouterr()
+    assert main(["tcav", str(run.root), "--concepts", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert main(["explain", str(run.root), "--target", "eleven", "--limit", "2"]) == 2
+    assert "eleven" in capsys.readouterr().err
