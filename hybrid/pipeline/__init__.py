@@ -1,4 +1,4 @@
-"""The pipeline: fit -> extract -> distill -> export -> report over one run directory.
+"""The pipeline: fit -> extract -> distill -> evidence -> export -> report over one run directory.
 
 Stage modules are imported when their stage runs, so the numpy-side stages (distill, export,
 report) never import torch.

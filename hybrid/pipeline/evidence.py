@@ -1,4 +1,4 @@
-"""Stage evidence: prototypes and attributions of every feature the surrogates use.
+"""Stage 4, evidence: prototypes and attributions of every feature the surrogates use.
 
 For each feature a distilled surrogate reads (a rule's condition, a non-zero weight), the
 ``evidence.top_k`` training images on which it is highest and the ``evidence.method``

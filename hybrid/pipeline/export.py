@@ -1,4 +1,4 @@
-"""Stage 4, export: every surrogate in every configured format under ``RUN/exports/``.
+"""Stage 5, export: every surrogate in every configured format under ``RUN/exports/``.
 
 Reads the surrogate JSON files only: exporting never imports torch.
 """

@@ -1,6 +1,7 @@
-"""Stage 5, report: fidelity of every surrogate on every split, as JSON, Markdown and HTML.
+"""Stage 6, report: fidelity of every surrogate on every split, as JSON, Markdown and HTML.
 
-Reads feature tables and surrogate files only: reporting never imports torch.
+Reads feature tables, surrogate files and the evidence stage's files: reporting never imports
+torch.
 """
 
 import json
