@@ -46,3 +46,15 @@ def run_python(code: str) -> str:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def shrunk(epochs: int = 1, tiny: bool = True, lr: float | None = None) -> list[str]:
+    """``--set`` overrides that make configs/digits.yaml run in seconds: few epochs, no
+    progress bar, few bootstrap resamples and, with ``tiny``, the 8-channel test backbone."""
+    sets = [f"trainer.max_epochs={epochs}", "trainer.enable_progress_bar=false",
+            "trainer.enable_model_summary=false", "report.bootstrap_resamples=100"]
+    if tiny:
+        sets += ["model.backbone.name=tiny_cnn", "model.backbone.params={}"]
+    if lr is not None:
+        sets.append(f"model.optimizer.params.lr={lr}")
+    return [arg for value in sets for arg in ("--set", value)]

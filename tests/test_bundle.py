@@ -16,13 +16,11 @@ from hybrid.errors import HybridError, RunDirectoryError, SchemaError
 from hybrid.features import FeatureTable
 from hybrid.rundir import RunDirectory
 
-from .conftest import run_python
+from .conftest import run_python, shrunk
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--set", "trainer.max_epochs=1", "--set", "trainer.enable_progress_bar=false",
-        "--set", "model.backbone.name=tiny_cnn", "--set", "model.backbone.params={}",
-        "--set", "report.bootstrap_resamples=100"]
+TINY = shrunk()
 N_IMAGES = 30
 
 

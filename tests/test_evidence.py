@@ -13,6 +13,8 @@ from hybrid.errors import RunDirectoryError
 from hybrid.evidence import evidence_strip_png, feature_evidence, used_features
 from hybrid.ir import LinearModel, Predicate, Rule, RuleListModel, TreeModel
 
+from .conftest import shrunk
+
 NAMES = {"feature_names": tuple(f"f{i}" for i in range(6)), "classes": (0, 1),
          "class_names": ("no", "yes")}
 
@@ -145,10 +147,7 @@ def test_evidence_stage_and_report_of_a_tiny_run(tmp_path):
     from hybrid.pipeline.report import report
     from hybrid.rundir import RunDirectory
 
-    assert main(["run", "configs/digits.yaml", "--out", str(tmp_path), "--set",
-                 "trainer.max_epochs=1", "--set", "trainer.enable_progress_bar=false", "--set",
-                 "model.backbone.name=tiny_cnn", "--set", "model.backbone.params={}", "--set",
-                 "report.bootstrap_resamples=100"]) == 0
+    assert main(["run", "configs/digits.yaml", "--out", str(tmp_path), *shrunk()]) == 0
     run = RunDirectory(tmp_path)
     summary = evidence(run)
     assert json.loads((tmp_path / "evidence" / "evidence.json").read_text()) == summary

@@ -14,14 +14,13 @@ from hybrid.errors import ConfigError, RunDirectoryError
 from hybrid.pipeline.explain import compare_methods, explain_run
 from hybrid.rundir import RunDirectory
 
+from .conftest import shrunk
+
 pytestmark = pytest.mark.slow
 
 # Only the fit stage is needed; at the default lr tiny_cnn is still near chance after a few
 # epochs, and explaining a model that knows nothing tests nothing.
-TINY = ["--set", "trainer.max_epochs=4", "--set", "trainer.enable_progress_bar=false",
-        "--set", "trainer.enable_model_summary=false", "--set", "model.backbone.name=tiny_cnn",
-        "--set", "model.backbone.params={}", "--set", "model.optimizer.params.lr=0.03",
-        "--set", "report.bootstrap_resamples=100"]
+TINY = shrunk(epochs=4, lr=0.03)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ from hybrid.features import FeatureTable
 from hybrid.rundir import SPLITS, RunDirectory
 from hybrid.surrogates import SURROGATES
 
-from .conftest import run_python
+from .conftest import run_python, shrunk
 
 pytestmark = pytest.mark.slow
 
-SHRUNK = ["--set", "trainer.max_epochs=1", "--set", "trainer.enable_progress_bar=false",
-          "--set", "trainer.enable_model_summary=false", "--set", "report.bootstrap_resamples=200"]
+SHRUNK = shrunk(tiny=False)  # the real small_cnn backbone, one epoch
 
 
 def _run(out, *extra):

@@ -20,7 +20,7 @@ from ..features import FeatureTable
 from ..jsonio import load_surrogate
 from ..rundir import RunDirectory
 from ._components import build_datamodule, inference_device, load_classifier
-from .explain import compare_methods
+from .explain import score_methods
 
 __all__ = ["evidence"]
 
@@ -44,7 +44,10 @@ def evidence(run: RunDirectory) -> dict:
     run.require("distill")
     settings = config.evidence
     summary = {"method": settings.method, "top_k": settings.top_k, "features": {}}
-    _score_attributions(run, settings)
+    datamodule = build_datamodule(config)
+    classifier = load_classifier(config, run, datamodule.input_shape[0])
+    classifier.to(inference_device(config))
+    _score_attributions(run, classifier, datamodule, config)
     if config.extract.features != "embedding":
         # The columns are then concepts, not outputs of the backbone an attribution explains.
         log.info("evidence: skipped: features are %s, not the embedding", config.extract.features)
@@ -53,11 +56,9 @@ def evidence(run: RunDirectory) -> dict:
     start = time.perf_counter()
     train = FeatureTable.load(run.features("train"))
     features = used_features(load_surrogate(run.surrogate(key)) for key in config.surrogates)
-    datamodule = build_datamodule(config)
-    device = inference_device(config)
-    backbone = load_classifier(config, run, datamodule.input_shape[0]).backbone.to(device)
-    found = feature_evidence(backbone, _train_images(datamodule, train).to(device), train.X,
-                             features, settings.top_k, settings.method)
+    device = next(classifier.parameters()).device
+    found = feature_evidence(classifier.backbone, _train_images(datamodule, train).to(device),
+                             train.X, features, settings.top_k, settings.method)
     display = datamodule.display_images("train")
     for j, item in found.items():
         name = train.feature_names[j]
@@ -72,14 +73,15 @@ def evidence(run: RunDirectory) -> dict:
     return summary
 
 
-def _score_attributions(run: RunDirectory, settings) -> None:
+def _score_attributions(run: RunDirectory, classifier, datamodule, config) -> None:
     """Deletion/insertion AUCs of each attribution method vs random maps, for the report."""
     path = run.evidence_dir / "faithfulness.json"
     path.unlink(missing_ok=True)
+    settings = config.evidence
     if not settings.faithfulness_images:
         return
-    scores = compare_methods(run, tuple(settings.methods), split="test",
-                             limit=settings.faithfulness_images)
+    scores = score_methods(classifier, datamodule, config.seed, tuple(settings.methods),
+                           split="test", limit=settings.faithfulness_images)
     _io.write_json(path, scores)
     log.info("evidence: deletion AUC (lower is better) %s; random %.3f",
              ", ".join(f"{name} {m['deletion_auc']:.3f}" for name, m in scores["methods"].items()),

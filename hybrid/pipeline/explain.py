@@ -34,7 +34,7 @@ from ..report import thumbnail_png
 from ..rundir import SPLITS, RunDirectory
 from ._components import build_datamodule, inference_device, load_classifier, read_images
 
-__all__ = ["explain_run", "compare_methods", "overlay", "FORMAT"]
+__all__ = ["explain_run", "compare_methods", "score_methods", "overlay", "FORMAT"]
 
 #: ``scores.json``'s ``format``: marks a folder hybrid may overwrite with a new explanation.
 FORMAT = "hybrid-explanations"
@@ -130,9 +130,15 @@ def compare_methods(run, methods=("saliency", "integrated_gradients", "gradcam")
         ``insertion_auc``, ``n_images``) and ``random`` (the same for random maps).
     """
     run = _as_run(run)
+    config, datamodule, model = _restore(run)
+    return score_methods(model, datamodule, config.seed, methods, split, limit)
+
+
+def score_methods(model, datamodule, seed: int, methods, split: str = "test",
+                  limit: int | None = 128) -> dict:
+    """:func:`compare_methods` for a classifier already restored (on its device)."""
     for method in methods:
         METHODS.get(method)
-    config, datamodule, model = _restore(run)
     batch = _split_batch(datamodule, split, limit, next(model.parameters()).device)
     targets = _probabilities(model, batch.x).argmax(axis=1)
     results = {method: summarize(deletion_insertion(model, batch.x,
@@ -140,7 +146,7 @@ def compare_methods(run, methods=("saliency", "integrated_gradients", "gradcam")
                                                     targets))
                for method in methods}
     chance = deletion_insertion(model, batch.x, random_maps((len(targets), *batch.x.shape[2:]),
-                                                            config.seed), targets)
+                                                            seed), targets)
     return {"split": split, "target": "predicted", "n_images": len(targets),
             "steps": len(chance["fractions"]) - 1, "better": _BETTER, "methods": results,
             "random": summarize(chance)}

@@ -14,6 +14,8 @@ from hybrid.concepts import class_gradients, fit_cavs, tcav_scores, tcav_statist
 from hybrid.errors import HybridError
 from hybrid.rundir import RunDirectory
 
+from ..conftest import shrunk
+
 DIM = 64
 
 
@@ -125,11 +127,7 @@ def test_discover_and_tcav_on_a_trained_run(tmp_path):
     # One epoch at the default rate leaves tiny_cnn predicting no test image as a 0; five at a
     # higher rate predict every class (about 70% accuracy), in seconds.
     assert main(["run", "configs/digits.yaml", "--out", str(out),
-                 "--set", "trainer.max_epochs=5", "--set", "model.optimizer.params.lr=0.03",
-                 "--set", "trainer.enable_progress_bar=false",
-                 "--set", "trainer.enable_model_summary=false",
-                 "--set", "model.backbone.name=tiny_cnn", "--set", "model.backbone.params={}",
-                 "--set", "report.bootstrap_resamples=100"]) == 0
+                 *shrunk(epochs=5, lr=0.03)]) == 0
     run = RunDirectory(out)
 
     written = discover(run, n_concepts=4, top_k=5)
