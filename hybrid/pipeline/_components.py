@@ -56,7 +56,9 @@ def check_training_config(config: Config) -> None:
         if key in _RESERVED_TRAINER_KEYS:
             raise ConfigError(f"key 'trainer.{key}' is set by hybrid from the run directory; "
                               "remove it")
-    check_keys(config.trainer, inspect.signature(pl.Trainer).parameters, "trainer")
+    settable = [key for key in inspect.signature(pl.Trainer).parameters
+                if key not in _RESERVED_TRAINER_KEYS]
+    check_keys(config.trainer, settable, "trainer")
     _probe_trainer(config)
 
 
