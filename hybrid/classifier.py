@@ -26,7 +26,7 @@ SCHEDULERS.register("cosine", lambda optimizer, max_epochs: torch.optim.lr_sched
 
 
 class ImageClassifier(pl.LightningModule):
-    """Backbone -> linear head, trained with cross-entropy; batches are ``(x, y, index)``.
+    """Backbone -> linear head, trained with cross-entropy; batches are ``(x, y, index, ...)``.
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ class ImageClassifier(pl.LightningModule):
         return self.head(self.backbone(x))
 
     def _loss_and_accuracy(self, batch):
-        x, y, _ = batch
+        x, y = batch[0], batch[1]
         logits = self(x)
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         return loss, (logits.argmax(dim=1) == y).float().mean()
@@ -74,7 +74,7 @@ class ImageClassifier(pl.LightningModule):
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         """Embeddings, class probabilities, true labels and sample ids of one batch."""
-        x, y, index = batch
+        x, y, index = batch[:3]
         embedding = self.backbone(x)
         proba = torch.softmax(self.head(embedding), dim=1)
         return {"embedding": embedding, "proba": proba, "y": y, "index": index}

@@ -1,6 +1,11 @@
 """Data modules by name. Each yields ``(image, label, index)`` batches and exposes
-``class_names``, ``num_classes``, ``input_shape``, ``value_range``, ``normalization`` and
-``split_dataloader(split)``.
+``class_names``, ``num_classes``, ``input_shape``, ``value_range``, ``normalization`` (one
+``(mean, std)`` over all channels), ``display_images(split)`` and ``split_dataloader(split)``.
+
+A data module with concept labels also exposes ``concept_names`` (a tuple of str, e.g.
+``"color=red"``) and yields ``(image, label, index, concepts)`` batches, ``concepts`` a float32
+tensor of shape (batch, len(concept_names)) with values in [0, 1]. Without concept labels,
+``concept_names`` is an empty tuple.
 """
 
 from ..registry import Registry

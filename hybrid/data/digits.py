@@ -56,6 +56,7 @@ class DigitsDataModule(pl.LightningDataModule):
     """
 
     class_names = tuple(str(d) for d in range(10))
+    concept_names: tuple[str, ...] = ()
     input_shape = (1, 8, 8)
     value_range = (0.0, 16.0)
 

@@ -1,5 +1,8 @@
 """Stage 3, distill: fit each configured surrogate to the teacher labels of the train split.
 
+The validation split's teacher labels are the ``eval_set`` that picks each surrogate's point on
+its complexity path (pruning, path point), so the test split stays untouched until the report.
+
 Besides the configured budget, each surrogate is refitted at every budget in its ``sweep`` for
 the fidelity-vs-complexity curve. Surrogate files hold no timings, so the same features give
 byte-identical files; fit times go to the stage's marker.
@@ -45,17 +48,18 @@ def distill(run: RunDirectory) -> dict:
     config = run.load_config()
     check_surrogates_config(config)
     train = FeatureTable.load(run.features("train"))
+    val = FeatureTable.load(run.features("val"))
     summary = {}
     for key, surrogate in config.surrogates.items():
         kind = surrogate.name or key
         estimator = SURROGATES.create(kind, **surrogate.params)
-        seconds = _fit_and_save(estimator, train, run.surrogate(key), key, kind)
+        seconds = _fit_and_save(estimator, train, val, run.surrogate(key), key, kind)
         log.info("distill: %s: %d %s in %.2fs", key, estimator.model_.complexity,
                  estimator.model_.complexity_unit, seconds)
         sweep = {}
         for budget in surrogate.sweep:
             variant = clone(estimator).set_params(**{BUDGET_PARAMS[kind]: budget})
-            _fit_and_save(variant, train, run.sweep_surrogate(key, budget), key, kind)
+            _fit_and_save(variant, train, val, run.sweep_surrogate(key, budget), key, kind)
             sweep[str(budget)] = str(run.sweep_surrogate(key, budget).relative_to(run.root))
         summary[key] = {"estimator": kind, "file": str(run.surrogate(key).relative_to(run.root)),
                         "fit_seconds": seconds, "sweep_param": BUDGET_PARAMS.get(kind),
@@ -64,13 +68,16 @@ def distill(run: RunDirectory) -> dict:
     return summary
 
 
-def _fit_and_save(estimator, train: FeatureTable, path, key: str, kind: str) -> float:
+def _fit_and_save(estimator, train: FeatureTable, val: FeatureTable, path, key: str,
+                  kind: str) -> float:
     """Fit on the train split's teacher labels, save the IR, return the fit time in seconds."""
     start = time.perf_counter()
-    estimator.fit(train.frame(), train.teacher, class_names=train.class_names)
+    estimator.fit(train.frame(), train.teacher, class_names=train.class_names,
+                  eval_set=(val.frame(), val.teacher))
     seconds = time.perf_counter() - start
     metadata = {"surrogate": key, "estimator": kind, "params": estimator.get_params(),
-                "fitted_on": "features/train.npz: teacher labels", "n_train": len(train),
+                "fitted_on": "features/train.npz: teacher labels",
+                "selected_on": "features/val.npz: teacher labels", "n_train": len(train),
                 "hybrid_version": __version__}
     save_surrogate(estimator.model_, path, metadata)
     return seconds

@@ -27,7 +27,7 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {}
 
-    def fit(self, X, y, class_names=None):
+    def fit(self, X, y, class_names=None, eval_set=None):
         """Fit to the teacher's labels ``y``.
 
         Parameters
@@ -38,6 +38,10 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
             Labels to imitate (the CNN's predictions).
         class_names : sequence or mapping, default=None
             Display name per label: ``class_names[label]``. Defaults to ``str(label)``.
+        eval_set : tuple of (X_val, y_val), default=None
+            Held-out rows and teacher labels that choose the model along the complexity path
+            (pruning, path point) so the choice is not fitted to the training rows. None uses
+            the training rows themselves. Labels unseen in ``y`` count as disagreements.
 
         Returns
         -------
@@ -53,13 +57,31 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
             "class_names": tuple(str(class_names[c]) if class_names is not None else str(c)
                                  for c in self.classes_),
         }
-        self.model_ = self._fit_model(X, y_index, len(self.classes_), names)
+        X_val, y_val = self._eval_rows(eval_set, X, y_index)
+        self.model_ = self._fit_model(X, y_index, len(self.classes_), names, X_val, y_val)
         return self
 
+    def _eval_rows(self, eval_set, X, y_index):
+        """``eval_set`` validated like ``X``, its labels as class indices (-1: unseen in ``y``)."""
+        if eval_set is None:
+            return X, y_index
+        X_val, y_val = eval_set
+        X_val = validate_data(self, X_val, reset=False, dtype=np.float64)
+        y_val = np.asarray(y_val)
+        if len(y_val) != len(X_val):
+            raise ValueError(f"eval_set: {len(X_val)} rows but {len(y_val)} labels")
+        position = np.searchsorted(self.classes_, y_val).clip(0, len(self.classes_) - 1)
+        known = self.classes_[position] == y_val
+        return X_val, np.where(known, position, -1)
+
     @abstractmethod
-    def _fit_model(self, X: np.ndarray, y: np.ndarray, n_classes: int,
-                   names: dict) -> InterpretableModel:
-        """Learn the IR model from float64 ``X`` and class indices ``y`` in ``[0, n_classes)``."""
+    def _fit_model(self, X: np.ndarray, y: np.ndarray, n_classes: int, names: dict,
+                   X_val: np.ndarray, y_val: np.ndarray) -> InterpretableModel:
+        """Learn the IR model from float64 ``X`` and class indices ``y`` in ``[0, n_classes)``.
+
+        ``X_val``/``y_val`` choose along the complexity path (they are the training rows when
+        no ``eval_set`` was given); ``y_val`` is -1 for labels unseen in training.
+        """
 
     def _feature_names(self) -> tuple[str, ...]:
         if hasattr(self, "feature_names_in_"):

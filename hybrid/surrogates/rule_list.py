@@ -76,7 +76,7 @@ class RuleListSurrogate(SurrogateMixin):
         self.error_cost = error_cost
         self.min_support = min_support
 
-    def _fit_model(self, X, y, n_classes, names):
+    def _fit_model(self, X, y, n_classes, names, X_val, y_val):
         self.thresholds_ = _quantile_thresholds(X, self.n_thresholds)
         search = _RuleSearch(X, y, n_classes, self.thresholds_, self.max_conditions,
                              self.beam_width, self.error_cost, self.min_support)

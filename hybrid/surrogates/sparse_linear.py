@@ -72,7 +72,7 @@ class SparseLinearSurrogate(SurrogateMixin):
         self.tol = tol
         self.random_state = random_state
 
-    def _fit_model(self, X, y, n_classes, names):
+    def _fit_model(self, X, y, n_classes, names, X_val, y_val):
         self.scaler_ = StandardScaler().fit(X)
         Z = self.scaler_.transform(X)
         coef, intercept = self._walk_path(Z, y, n_classes)

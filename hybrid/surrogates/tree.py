@@ -44,7 +44,7 @@ class TreeSurrogate(SurrogateMixin):
         self.criterion = criterion
         self.random_state = random_state
 
-    def _fit_model(self, X, y, n_classes, names):
+    def _fit_model(self, X, y, n_classes, names, X_val, y_val):
         self.tree_ = DecisionTreeClassifier(
             max_leaf_nodes=self.max_leaf_nodes, max_depth=self.max_depth,
             min_samples_leaf=self.min_samples_leaf, criterion=self.criterion,
