@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from .registry import Registry
 
-__all__ = ["ImageClassifier", "OPTIMIZERS", "SCHEDULERS"]
+__all__ = ["ImageClassifier", "OPTIMIZERS", "SCHEDULERS", "optimizers_from_hparams"]
 
 OPTIMIZERS = Registry("optimizer")
 OPTIMIZERS.register("adamw", torch.optim.AdamW)
@@ -80,10 +80,17 @@ class ImageClassifier(pl.LightningModule):
         return {"embedding": embedding, "proba": proba, "y": y, "index": index}
 
     def configure_optimizers(self):
-        optimizer = OPTIMIZERS.create(self.hparams.optimizer, params=self.parameters(),
-                                      **(self.hparams.optimizer_params or {}))
-        scheduler = SCHEDULERS.create(self.hparams.scheduler, optimizer=optimizer,
-                                      max_epochs=self.trainer.max_epochs)
-        if scheduler is None:
-            return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        return optimizers_from_hparams(self)
+
+
+def optimizers_from_hparams(module: pl.LightningModule):
+    """``configure_optimizers`` for a module whose hyperparameters name ``optimizer``,
+    ``optimizer_params`` and ``scheduler`` (registered names)."""
+    hparams = module.hparams
+    optimizer = OPTIMIZERS.create(hparams.optimizer, params=module.parameters(),
+                                  **(hparams.optimizer_params or {}))
+    scheduler = SCHEDULERS.create(hparams.scheduler, optimizer=optimizer,
+                                  max_epochs=module.trainer.max_epochs)
+    if scheduler is None:
+        return optimizer
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -80,7 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_audit_parser(verbs)
     _add_predict_parser(verbs)
     _add_explain_parsers(verbs)
+    _add_intervene_parser(verbs)
     return parser
+
+
+def _add_intervene_parser(verbs) -> None:
+    intervene = _verb(
+        verbs, "intervene", "set concepts of a concept bottleneck run and see predictions change",
+        "Replace predicted concepts with chosen values (or their true labels) before the label "
+        "head, on a split of the run's data; report accuracy before and after and which "
+        "predictions changed. Needs a run with model.bottleneck.",
+        "examples:\n  hybrid intervene runs/shapes --concept color=red --value 1\n"
+        "  hybrid intervene runs/shapes --concept shape=circle --value true "
+        "--concept color=red --value true")
+    intervene.add_argument("run_dir", metavar="RUN", type=Path, help="a run directory")
+    intervene.add_argument("--concept", action="append", default=[], metavar="NAME",
+                           help="a concept to set (repeatable, each with its --value)")
+    intervene.add_argument("--value", action="append", default=[], metavar="V",
+                           help="a number in [0, 1], or 'true' for the concept's true label")
+    intervene.add_argument("--split", default="test", help="split of the data (default: test)")
 
 
 def _verb(verbs, name: str, summary: str, description: str, epilog: str):
@@ -225,6 +243,11 @@ def _dispatch(args) -> int:
         _predict(args)
     elif args.verb in ("explain", "concepts", "tcav"):
         _explain(args)
+    elif args.verb == "intervene":
+        from .pipeline.intervene import format_intervention, intervene_run
+
+        print(format_intervention(intervene_run(RunDirectory(args.run_dir), args.concept,
+                                                args.value, args.split)))
     elif args.verb == "export" and args.bundle is not None:
         from .bundle import write_bundle
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from .errors import ConfigError
 
@@ -25,6 +25,7 @@ __all__ = [
     "DataConfig",
     "BackboneConfig",
     "OptimizerConfig",
+    "BottleneckConfig",
     "ModelConfig",
     "ExtractConfig",
     "SurrogateConfig",
@@ -70,10 +71,25 @@ class OptimizerConfig(Component):
     params: dict[str, Any] = Field(default_factory=lambda: {"lr": 3e-3, "weight_decay": 1e-4})
 
 
+class BottleneckConfig(_Section):
+    """A concept bottleneck (Koh et al., 2020) between the backbone and the label head.
+
+    ``mode`` is ``independent``, ``sequential`` or ``joint``; ``concept_weight`` weighs the
+    concept loss in ``joint`` mode; ``concept_epochs`` is the concept phase of ``sequential``
+    (None: half of ``trainer.max_epochs``). The data set must have concept labels.
+    """
+
+    mode: Literal["independent", "sequential", "joint"] = "joint"
+    concept_weight: float = Field(1.0, ge=0)
+    concept_epochs: int | None = Field(None, ge=0)
+
+
 class ModelConfig(_Section):
-    """The CNN: backbone, optimizer, LR schedule (``none`` or ``cosine``) and label smoothing."""
+    """The CNN: backbone, optimizer, LR schedule (``none`` or ``cosine``) and label smoothing;
+    with ``bottleneck``, a concept bottleneck model instead of a plain classifier."""
 
     backbone: BackboneConfig = BackboneConfig()
+    bottleneck: BottleneckConfig | None = None
     optimizer: OptimizerConfig = OptimizerConfig()
     scheduler: str = "cosine"
     label_smoothing: float = 0.0
@@ -84,11 +100,14 @@ class ExtractConfig(_Section):
 
     ``features: embedding`` gives the penultimate layer (``dim_0``, ...);
     ``discovered_concepts`` gives ``n_concepts`` concepts found by non-negative matrix
-    factorization of the last convolution's activations (``concept_00``, ...).
+    factorization of the last convolution's activations (``concept_00``, ...); with a concept
+    bottleneck (``model.bottleneck``), ``concepts`` gives its predicted concept probabilities,
+    named by the data set (``color=red``, ...), and ``concepts_and_embedding`` both.
     """
 
     batch_size: int = Field(256, gt=0)
-    features: Literal["embedding", "discovered_concepts"] = "embedding"
+    features: Literal["embedding", "discovered_concepts", "concepts",
+                      "concepts_and_embedding"] = "embedding"
     n_concepts: int = Field(10, gt=0)
 
 
@@ -127,12 +146,16 @@ class ReportConfig(_Section):
     ``bootstrap_resamples`` and ``confidence`` set the intervals; ``defer_below`` is the
     validation fidelity under which a rule defers to the CNN in the hybrid predictor, and
     ``deferral_thresholds`` the points of its coverage-vs-fidelity curve.
+    ``suspect_concepts`` names concepts that should not decide a class (a watermark, a
+    scanner tag): the report flags every rule that reads one, with the CNN's accuracy on
+    test rows without the concept against validation.
     """
 
     bootstrap_resamples: int = Field(1000, gt=0)
     confidence: float = Field(0.95, gt=0, lt=1)
     defer_below: float = Field(0.9, ge=0, le=1)
     deferral_thresholds: list[float] = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]
+    suspect_concepts: list[str] = Field(default_factory=list)
 
 
 def _default_surrogates() -> dict[str, SurrogateConfig]:
@@ -156,6 +179,14 @@ class Config(_Section):
     evidence: EvidenceConfig = EvidenceConfig()
     export: ExportConfig = ExportConfig()
     report: ReportConfig = ReportConfig()
+
+    @model_validator(mode="after")
+    def _concepts_need_a_bottleneck(self):
+        if self.extract.features.startswith("concepts") and self.model.bottleneck is None:
+            raise ValueError(f"extract.features: {self.extract.features} reads a concept "
+                             "bottleneck's concepts; add a model.bottleneck section or use "
+                             "features: embedding")
+        return self
 
 
 def load_config(path, overrides: list[str] = ()) -> Config:
@@ -223,6 +254,8 @@ def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
     error = exc.errors()[0]
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc)
+    if not loc:  # a check across sections words its own message
+        return str(error["ctx"]["error"]) if "ctx" in error else error["msg"]
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(model, loc[:-1])
         return _unknown_key(key, loc[-1], valid)

@@ -40,6 +40,10 @@ class FeatureTable:
         One per class, by label.
     images : ndarray of shape (n_samples, H, W) or (n_samples, H, W, 3), uint8, default=None
         Display copies of the images, for galleries of the rows (e.g. the disagreements).
+    concepts : ndarray of shape (n_samples, n_concepts), float32, default=None
+        True concept labels, when the data set has them (0/1 or in [0, 1]).
+    concept_names : tuple of str, default=()
+        One per column of ``concepts``.
     """
 
     X: np.ndarray
@@ -50,6 +54,8 @@ class FeatureTable:
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...]
     images: np.ndarray | None = None
+    concepts: np.ndarray | None = None
+    concept_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         n = len(self.X)
@@ -58,6 +64,9 @@ class FeatureTable:
         if self.X.ndim != 2 or self.X.shape[1] != len(self.feature_names):
             raise ValueError(f"X has shape {self.X.shape} but there are "
                              f"{len(self.feature_names)} feature names")
+        if self.concepts is not None and self.concepts.shape != (n, len(self.concept_names)):
+            raise ValueError(f"concepts has shape {self.concepts.shape} but there are {n} rows "
+                             f"and {len(self.concept_names)} concept names")
 
     def __len__(self) -> int:
         return len(self.X)
@@ -76,6 +85,8 @@ class FeatureTable:
     def save(self, path) -> Path:
         """Write the table atomically as ``.npz``."""
         optional = {} if self.images is None else {"images": self.images}
+        if self.concepts is not None:
+            optional.update(concepts=self.concepts, concept_names=np.array(self.concept_names))
         return _io.save_npz(path, X=self.X, teacher=self.teacher, proba=self.proba, y=self.y,
                             index=self.index, feature_names=np.array(self.feature_names),
                             class_names=np.array(self.class_names), **optional)
@@ -95,5 +106,6 @@ class FeatureTable:
             X=arrays["X"], teacher=arrays["teacher"], proba=arrays["proba"], y=arrays["y"],
             index=arrays["index"], feature_names=tuple(str(n) for n in arrays["feature_names"]),
             class_names=tuple(str(n) for n in arrays["class_names"]),
-            images=arrays.get("images"),
+            images=arrays.get("images"), concepts=arrays.get("concepts"),
+            concept_names=tuple(str(n) for n in arrays.get("concept_names", ())),
         )

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..attribution import METHODS
 from ..backbones import BACKBONES
+from ..bottleneck import ConceptBottleneckModel
 from ..classifier import OPTIMIZERS, SCHEDULERS, ImageClassifier
 from ..config import Config, check_keys, check_params
 from ..data import DATAMODULES
@@ -83,20 +84,31 @@ def build_datamodule(config: Config, normalization=None) -> pl.LightningDataModu
     return datamodule
 
 
-def build_classifier(config: Config, datamodule) -> ImageClassifier:
-    return ImageClassifier(_backbone(config, datamodule.input_shape[0]),
-                           num_classes=datamodule.num_classes,
-                           optimizer=config.model.optimizer.name,
-                           optimizer_params=dict(config.model.optimizer.params),
-                           scheduler=config.model.scheduler,
-                           label_smoothing=config.model.label_smoothing)
+def build_classifier(config: Config, datamodule) -> pl.LightningModule:
+    """An :class:`ImageClassifier`, or with ``model.bottleneck`` a
+    :class:`ConceptBottleneckModel` over the data module's concepts."""
+    common = {"num_classes": datamodule.num_classes, "optimizer": config.model.optimizer.name,
+              "optimizer_params": dict(config.model.optimizer.params),
+              "scheduler": config.model.scheduler,
+              "label_smoothing": config.model.label_smoothing}
+    backbone = _backbone(config, datamodule.input_shape[0])
+    bottleneck = config.model.bottleneck
+    if bottleneck is None:
+        return ImageClassifier(backbone, **common)
+    if not getattr(datamodule, "concept_names", ()):
+        raise ConfigError(f"key 'model.bottleneck': data set '{config.data.name}' has no concept "
+                          "labels to train a concept bottleneck on (shapes has them; an "
+                          "image folder has them with a concepts.csv)")
+    return ConceptBottleneckModel(backbone, concept_names=tuple(datamodule.concept_names),
+                                  **bottleneck.model_dump(), **common)
 
 
-def load_classifier(config: Config, run: RunDirectory, in_channels: int) -> ImageClassifier:
-    """The run's best checkpoint as a classifier, in eval mode."""
+def load_classifier(config: Config, run: RunDirectory, in_channels: int) -> pl.LightningModule:
+    """The run's best checkpoint (a classifier or concept bottleneck model), in eval mode."""
     checkpoint = run.read_marker("fit")["best_checkpoint"]
-    model = ImageClassifier.load_from_checkpoint(checkpoint, backbone=_backbone(config, in_channels),
-                                                 map_location="cpu", weights_only=True)
+    module = ImageClassifier if config.model.bottleneck is None else ConceptBottleneckModel
+    model = module.load_from_checkpoint(checkpoint, backbone=_backbone(config, in_channels),
+                                        map_location="cpu", weights_only=True)
     return model.eval()
 
 

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from .. import _io
+from ..bottleneck import FeatureOutputs
 from ..errors import RunDirectoryError
 from ..evidence import evidence_strip_png, feature_evidence, used_features
 from ..features import FeatureTable
@@ -48,16 +49,17 @@ def evidence(run: RunDirectory) -> dict:
     classifier = load_classifier(config, run, datamodule.input_shape[0])
     classifier.to(inference_device(config))
     _score_attributions(run, classifier, datamodule, config)
-    if config.extract.features != "embedding":
-        # The columns are then concepts, not outputs of the backbone an attribution explains.
-        log.info("evidence: skipped: features are %s, not the embedding", config.extract.features)
+    if config.extract.features == "discovered_concepts":
+        # NMF concepts are not outputs of the network an attribution could differentiate.
+        log.info("evidence: skipped: features are %s", config.extract.features)
         run.mark_done("evidence", summary)
         return summary
     start = time.perf_counter()
     train = FeatureTable.load(run.features("train"))
     features = used_features(load_surrogate(run.surrogate(key)) for key in config.surrogates)
     device = next(classifier.parameters()).device
-    found = feature_evidence(classifier.backbone, _train_images(datamodule, train).to(device),
+    found = feature_evidence(FeatureOutputs(classifier, config.extract.features),
+                             _train_images(datamodule, train).to(device),
                              train.X, features, settings.top_k, settings.method)
     display = datamodule.display_images("train")
     for j, item in found.items():

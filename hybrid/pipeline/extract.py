@@ -29,7 +29,8 @@ def extract(run: RunDirectory) -> dict:
     tables = {}
     for split in SPLITS:
         loader = datamodule.split_dataloader(split, batch_size=config.extract.batch_size)
-        table = extract_table(trainer, model, loader, datamodule.class_names)
+        table = extract_table(trainer, model, loader, datamodule.class_names,
+                              config.extract.features)
         if split in _SPLITS_WITH_IMAGES and hasattr(datamodule, "display_images"):
             table = dataclasses.replace(table, images=datamodule.display_images(split))
         tables[split] = table

@@ -9,6 +9,7 @@ import logging
 
 from .. import __version__, _io
 from ..audit import audit_features, calibration
+from ..concept_audit import concept_quality, suspect_rules
 from ..config import Config
 from ..deferral import HybridPredictor, coverage_curve, deferral_summary, rule_fidelity
 from ..exporters import dot_available, render_svg, to_dot, to_text
@@ -57,6 +58,14 @@ def collect_metrics(run: RunDirectory, config: Config) -> dict:
         if info["sweep"]:
             metrics["sweep"][key] = _sweep(run, key, info, tables, settings)
     metrics["calibration"] = {"split": "test", **calibration(test.proba, test.y)}
+    quality = concept_quality(test)
+    if quality:
+        metrics["concepts"] = {"split": "test", "per_concept": quality}
+    if config.report.suspect_concepts:
+        metrics["suspect_concepts"] = {
+            key: suspect_rules(load_surrogate(run.surrogate(key)), config.report.suspect_concepts,
+                               tables["val"], test)
+            for key in distilled}
     faithfulness = run.evidence_dir / "faithfulness.json"
     if faithfulness.exists():
         metrics["attribution_faithfulness"] = json.loads(faithfulness.read_text(encoding="utf-8"))

@@ -17,6 +17,11 @@ SECTIONS = {
     "summary": ("Summary", "How well the teacher predicts, and how faithfully each surrogate "
                            "imitates it: fidelity is the share of test samples on which the "
                            "surrogate predicts the teacher's label."),
+    "suspects": ("Suspect concepts",
+                 "Rules that read a concept the config names as suspect (it should not decide a "
+                 "class), with the rows each answered in training, and what the cue is worth to "
+                 "the CNN: its accuracy on validation data (cue as in training) against test "
+                 "rows without the cue."),
     "fidelity-vs-complexity": ("Fidelity vs complexity",
                                "Fidelity across each surrogate's complexity sweep; the bars are "
                                "95% intervals and the star marks the chosen model."),
@@ -45,6 +50,9 @@ SECTIONS = {
                      "should make the class probability fall fast (lower deletion AUC is better), "
                      "inserting them first should make it rise fast (higher insertion AUC is "
                      "better). Random rankings are the baseline."),
+    "concepts": ("Concepts",
+                 "How well the concept bottleneck predicts each named concept on the test split: "
+                 "accuracy at probability 0.5 and the area under the ROC curve."),
     "disagreements": ("Disagreement gallery",
                       "Test samples on which a surrogate and the CNN disagree, with the CNN's "
                       "confidence in its answer and the rule that fired."),
@@ -206,6 +214,7 @@ def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = N
     surrogates = metrics["surrogates"]
     content = {
         "summary": [_run_table(metrics), _summary_table(metrics)],
+        "suspects": _titled(_suspect_blocks(metrics.get("suspect_concepts") or {})),
         "fidelity-vs-complexity": _figure(figures, "fidelity_vs_complexity"),
         "per-class": _figure(figures, "per_class_fidelity") + _titled(_per_class_tables(metrics)),
         "sweep": _titled(_sweep_tables(metrics)),
@@ -214,6 +223,7 @@ def sections(metrics: dict, figures: dict, rules_text: dict[str, str] | None = N
         "deferral": _deferral_blocks(surrogates, figures),
         "calibration": _calibration_blocks(metrics.get("calibration"), figures),
         "faithfulness": _faithfulness_blocks(metrics.get("attribution_faithfulness")),
+        "concepts": _concept_blocks(metrics.get("concepts")),
         "disagreements": _titled(_galleries(surrogates, images or {})),
     }
     return {section_id: blocks for section_id, blocks in content.items() if blocks}
@@ -450,6 +460,38 @@ def _faithfulness_blocks(scores: dict | None) -> list:
     note = Note(f"{_fmt_value(scores['n_images'])} {scores.get('split', 'test')} images, "
                 f"{_fmt_value(scores['steps'])} steps.")
     return [note, _table(columns, rows)]
+
+
+def _concept_blocks(concepts: dict | None) -> list:
+    """One row per concept: accuracy, AUROC and prevalence on the split."""
+    if not concepts:
+        return []
+    columns = [("concept", False), ("accuracy", True), ("AUROC", True), ("prevalence", True)]
+    rows = ((c["concept"], _fmt(c["accuracy"]), _fmt(c["auroc"]), _fmt(c["prevalence"]))
+            for c in concepts["per_concept"])
+    return [_table(columns, rows)]
+
+
+def _suspect_blocks(suspects: dict) -> dict[str, list]:
+    """Surrogate name -> per suspect concept it reads: a flag note and its rules."""
+    columns = [("rule", True), ("conditions", False), ("prediction", False),
+               ("train support", True), ("precision", True)]
+    groups = {}
+    for name, found in suspects.items():
+        blocks = []
+        for entry in found:
+            blocks.append(Note(
+                f"FLAG: {name} reads the suspect concept '{entry['concept']}'. CNN accuracy: "
+                f"{_fmt(entry['val_accuracy'])} on validation, "
+                f"{_fmt(entry['test_accuracy_without'])} on the "
+                f"{_fmt_value(entry['test_n_without'])} test rows without it "
+                f"(drop {_fmt(entry['accuracy_drop'])})."))
+            if entry["rules"]:
+                blocks.append(_table(columns, (
+                    (_fmt_value(r["index"]), r["conditions"], r["prediction"],
+                     _fmt_value(r["support"]), _fmt(r["precision"])) for r in entry["rules"])))
+        groups[name] = blocks
+    return groups
 
 
 def _gap(row: dict) -> float | None:
