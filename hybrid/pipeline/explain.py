@@ -191,7 +191,7 @@ def _split_batch(datamodule, split: str, limit: int | None, device) -> _Batch:
         raise ConfigError(f"unknown split '{split}'; choose from: {', '.join(SPLITS)}")
     if limit is not None and limit < 1:
         raise ConfigError(f"limit must be at least 1, got {limit}")
-    x, y, index = (tensor[:limit] for tensor in datamodule.splits[split].tensors)
+    x, y, index = (tensor[:limit] for tensor in datamodule.splits[split].tensors[:3])
     return _Batch(x.to(device), datamodule.display_images(split)[:limit], [str(int(i)) for i in index],
                   y.numpy(), {"kind": "split", "split": split})
 
