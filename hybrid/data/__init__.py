@@ -10,8 +10,15 @@ tensor of shape (batch, len(concept_names)) with values in [0, 1]. Without conce
 
 from ..registry import Registry
 from .digits import DigitsDataModule
+from .fashion_mnist import FashionMNISTDataModule
+from .image_folder import ImageFolderDataModule
+from .shapes import ShapesDataModule
 
-__all__ = ["DATAMODULES", "DigitsDataModule"]
+__all__ = ["DATAMODULES", "DigitsDataModule", "FashionMNISTDataModule", "ImageFolderDataModule",
+           "ShapesDataModule"]
 
 DATAMODULES = Registry("data set")
 DATAMODULES.register("digits", DigitsDataModule)
+DATAMODULES.register("fashion_mnist", FashionMNISTDataModule)
+DATAMODULES.register("image_folder", ImageFolderDataModule)
+DATAMODULES.register("shapes", ShapesDataModule)
