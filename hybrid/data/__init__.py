@@ -6,6 +6,11 @@ A data module with concept labels also exposes ``concept_names`` (a tuple of str
 ``"color=red"``) and yields ``(image, label, index, concepts)`` batches, ``concepts`` a float32
 tensor of shape (batch, len(concept_names)) with values in [0, 1]. Without concept labels,
 ``concept_names`` is an empty tuple.
+
+All four hold their images in memory and share that machinery (``setup``, scaling, loaders,
+``display_images``) through ``_memory.InMemoryDataModule``: a new data set of that kind keeps
+its own ``__init__`` (the config checks its parameters there) and only implements ``_load``,
+returning every raw image, label and concept with the rows of each split.
 """
 
 from ..registry import Registry

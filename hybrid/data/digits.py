@@ -6,19 +6,16 @@ The data ships with scikit-learn, so nothing is downloaded, ever.
 from typing import Annotated
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from annotated_types import Ge, Gt, Lt
-from torch.utils.data import DataLoader, TensorDataset
 
-from ..errors import ConfigError
+from ._memory import InMemoryDataModule, Pool, check_fractions
 
 __all__ = ["DigitsDataModule"]
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(InMemoryDataModule):
     """Stratified, seeded train/val/test split of scikit-learn's digits.
 
     Batches are ``(image, label, index)``: ``index`` is the row in ``load_digits()``, so every
@@ -56,7 +53,6 @@ class DigitsDataModule(pl.LightningDataModule):
     """
 
     class_names = tuple(str(d) for d in range(10))
-    concept_names: tuple[str, ...] = ()
     input_shape = (1, 8, 8)
     value_range = (0.0, 16.0)
 
@@ -67,21 +63,10 @@ class DigitsDataModule(pl.LightningDataModule):
                  noise_std: Annotated[float, Ge(0)] = 0.0,
                  normalization: tuple[float, Annotated[float, Gt(0)]] | None = None):
         super().__init__()
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError(f"data.params: val_fraction + test_fraction must be below 1, "
-                              f"got {val_fraction} + {test_fraction}")
+        check_fractions(val_fraction, test_fraction)
         self.save_hyperparameters()
-        self.splits: dict[str, TensorDataset] = {}
-        self.normalization: tuple[float, float] | None = None
-        self._raw: dict[str, np.ndarray] = {}
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def setup(self, stage=None):
-        if self.splits:
-            return
+    def _load(self) -> Pool:
         images, labels = load_digits(return_X_y=True)
         images = self._corrupted(images.reshape(-1, *self.input_shape).astype(np.float32))
         index = np.arange(len(labels))
@@ -90,14 +75,7 @@ class DigitsDataModule(pl.LightningDataModule):
         val_share = self.hparams.val_fraction / (1 - self.hparams.test_fraction)
         train, val = train_test_split(rest, test_size=val_share, stratify=labels[rest],
                                       random_state=self.hparams.seed)
-        mean, std = self.hparams.normalization or (images[train].mean(), images[train].std())
-        self.normalization = (float(mean), float(std))
-        for name, rows in (("train", train), ("val", val), ("test", test)):
-            rows = np.sort(rows)
-            self._raw[name] = images[rows]
-            self.splits[name] = TensorDataset(torch.from_numpy((images[rows] - mean) / std),
-                                              torch.from_numpy(labels[rows]),
-                                              torch.from_numpy(rows))
+        return Pool(images, labels, {"train": train, "val": val, "test": test})
 
     def _corrupted(self, images: np.ndarray) -> np.ndarray:
         """The ``shift`` and ``noise_std`` corruptions; the identity by default."""
@@ -114,24 +92,3 @@ class DigitsDataModule(pl.LightningDataModule):
             rng = np.random.default_rng(self.hparams.seed + 1)
             images = np.clip(images + rng.normal(0, noise, images.shape), *self.value_range)
         return images.astype(np.float32)
-
-    def display_images(self, split: str) -> np.ndarray:
-        """The split's images as uint8 (n, 8, 8), ink bright, in the loaders' order."""
-        low, high = self.value_range
-        return np.round((self._raw[split][:, 0] - low) / (high - low) * 255).astype(np.uint8)
-
-    def split_dataloader(self, split: str, shuffle: bool = False, batch_size: int | None = None):
-        """Loader over one split, in index order unless ``shuffle``."""
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.splits[split], batch_size=batch_size or self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
-                          num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self.split_dataloader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self.split_dataloader("val")
-
-    def test_dataloader(self):
-        return self.split_dataloader("test")

@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 from annotated_types import Ge, Gt, Lt
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
+from ._memory import InMemoryDataModule, Pool
 
 __all__ = ["FashionMNISTDataModule", "read_idx", "IDX_FILES"]
 
@@ -82,7 +80,7 @@ def read_idx(path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
-class FashionMNISTDataModule(pl.LightningDataModule):
+class FashionMNISTDataModule(InMemoryDataModule):
     """The standard Fashion-MNIST split: 60,000 train (less a validation share), 10,000 test.
 
     Batches are ``(image, label, index)``. ``index`` names the image uniquely: 0..59,999 are
@@ -126,7 +124,6 @@ class FashionMNISTDataModule(pl.LightningDataModule):
 
     class_names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot")
-    concept_names: tuple[str, ...] = ()
     input_shape = (1, 28, 28)
     value_range = (0.0, 255.0)
 
@@ -138,20 +135,11 @@ class FashionMNISTDataModule(pl.LightningDataModule):
                  normalization: tuple[float, Annotated[float, Gt(0)]] | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.splits: dict[str, TensorDataset] = {}
-        self.normalization: tuple[float, float] | None = None
-        self._raw: dict[str, np.ndarray] = {}
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def setup(self, stage=None):
-        if self.splits:
-            return
+    def _load(self) -> Pool:
         arrays = _read_files(Path(self.hparams.root))
         n_train = len(arrays["train_labels"])
-        images = np.concatenate([arrays["train_images"], arrays["test_images"]])
+        images = np.concatenate([arrays["train_images"], arrays["test_images"]])[:, None]
         labels = np.concatenate([arrays["train_labels"], arrays["test_labels"]]).astype(np.int64)
         seed = self.hparams.seed
         train = _subset(np.arange(n_train), labels, self.hparams.max_train_samples, seed,
@@ -160,34 +148,7 @@ class FashionMNISTDataModule(pl.LightningDataModule):
                        seed, "max_test_samples")
         train, val = _split(train, labels, round(self.hparams.val_fraction * len(train)), seed,
                             "val_fraction")
-        mean, std = self.hparams.normalization or _mean_std(images[train])
-        self.normalization = (float(mean), float(std))
-        for name, rows in (("train", train), ("val", val), ("test", test)):
-            rows = np.sort(rows)
-            self._raw[name] = images[rows]
-            scaled = torch.from_numpy(self._raw[name]).float().sub_(mean).div_(std)
-            self.splits[name] = TensorDataset(scaled.unsqueeze(1), torch.from_numpy(labels[rows]),
-                                              torch.from_numpy(rows))
-
-    def display_images(self, split: str) -> np.ndarray:
-        """The split's images as uint8 (n, 28, 28), garment bright, in the loaders' order."""
-        return self._raw[split]
-
-    def split_dataloader(self, split: str, shuffle: bool = False, batch_size: int | None = None):
-        """Loader over one split, in index order unless ``shuffle``."""
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.splits[split], batch_size=batch_size or self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
-                          num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self.split_dataloader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self.split_dataloader("val")
-
-    def test_dataloader(self):
-        return self.split_dataloader("test")
+        return Pool(images, labels, {"train": train, "val": val, "test": test})
 
 
 def _read_files(root: Path) -> dict[str, np.ndarray]:
@@ -237,13 +198,3 @@ def _split(rows: np.ndarray, labels: np.ndarray, size: int, seed: int,
     except ValueError as exc:
         raise ConfigError(f"key 'data.params.{key}': cannot draw {size} of {len(rows)} images "
                           f"with every class in both parts ({exc})") from None
-
-
-def _mean_std(pixels: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of uint8 pixels, from their histogram; a blank data set
-    (std 0) is left unscaled rather than divided by zero."""
-    counts = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
-    values = np.arange(256, dtype=np.float64)
-    mean = counts @ values / counts.sum()
-    std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
-    return float(mean), std or 1.0

@@ -21,23 +21,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 from annotated_types import Ge, Gt, Lt
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError, HybridError
 from ..images import IMAGE_SUFFIXES, load_images
+from ._memory import SPLITS, InMemoryDataModule, Pool, check_fractions
 
 __all__ = ["ImageFolderDataModule"]
 
-_SPLITS = ("train", "val", "test")
 _CONCEPTS_FILE = "concepts.csv"
 _LOAD_CHUNK = 256  # images decoded at once: bounds the float32 working copy
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
+class ImageFolderDataModule(InMemoryDataModule):
     """Images from ``root/<class>/<image>`` (or ``root/<split>/<class>/<image>``), in memory.
 
     Batches are ``(image, label, index)``, or ``(image, label, index, concepts)`` with
@@ -100,44 +97,22 @@ class ImageFolderDataModule(pl.LightningDataModule):
         if root is None:
             raise ConfigError("key 'data.params.root' is required: the folder holding one "
                               "sub-folder of images per class")
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError(f"data.params: val_fraction + test_fraction must be below 1, "
-                              f"got {val_fraction} + {test_fraction}")
+        check_fractions(val_fraction, test_fraction)
         self.save_hyperparameters()
         self.class_names: tuple[str, ...] = ()
-        self.concept_names: tuple[str, ...] = ()
         self.files: list[Path] = []
-        self.splits: dict[str, TensorDataset] = {}
-        self.normalization: tuple[float, float] | None = None
-        self._raw: dict[str, np.ndarray] = {}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.hparams.channels, *self.hparams.image_size)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def setup(self, stage=None):
-        if self.splits:
-            return
+    def _load(self) -> Pool:
         root = Path(self.hparams.root)
         folders = _split_folders(root)
         self.class_names = _class_names(folders["train"], root)
         self.files, labels, origin = self._listing(folders)
         rows = self._assign(labels, origin, folders)
-        images = self._decode()
-        concepts = self._concepts(root)
-        mean, std = self.hparams.normalization or _mean_std(images[rows["train"]])
-        self.normalization = (float(mean), float(std))
-        for name, split_rows in rows.items():
-            self._raw[name] = images[split_rows]
-            scaled = torch.from_numpy(self._raw[name]).float().sub_(mean).div_(std)
-            tensors = [scaled, torch.from_numpy(labels[split_rows]), torch.from_numpy(split_rows)]
-            if concepts is not None:
-                tensors.append(torch.from_numpy(concepts[split_rows]))
-            self.splits[name] = TensorDataset(*tensors)
+        return Pool(self._decode(), labels, rows, self._concepts(root))
 
     def _listing(self, folders: dict[str, Path]) -> tuple[list[Path], np.ndarray, np.ndarray]:
         """Every image, sorted by path, with its label and the split folder it came from."""
@@ -163,7 +138,7 @@ class ImageFolderDataModule(pl.LightningDataModule):
     def _assign(self, labels: np.ndarray, origin: np.ndarray,
                 folders: dict[str, Path]) -> dict[str, np.ndarray]:
         """Rows of each split: a split's own folder, else a stratified share of train."""
-        rows = {split: np.flatnonzero(origin == split) for split in _SPLITS}
+        rows = {split: np.flatnonzero(origin == split) for split in SPLITS}
         pool, share = rows["train"], 1.0
         for split in ("test", "val"):
             if split in folders:
@@ -209,28 +184,6 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.concept_names, values = _read_concepts(Path(path), root, self.files)
         return values
 
-    def display_images(self, split: str) -> np.ndarray:
-        """The split's images as uint8, (n, H, W) grayscale or (n, H, W, 3) RGB, in the
-        loaders' order."""
-        images = self._raw[split]
-        return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
-
-    def split_dataloader(self, split: str, shuffle: bool = False, batch_size: int | None = None):
-        """Loader over one split, in index order unless ``shuffle``."""
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.splits[split], batch_size=batch_size or self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
-                          num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self.split_dataloader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self.split_dataloader("val")
-
-    def test_dataloader(self):
-        return self.split_dataloader("test")
-
 
 def _split_folders(root: Path) -> dict[str, Path]:
     """The folders holding class sub-folders, by split; ``train`` is ``root`` itself unless
@@ -239,7 +192,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
         raise ConfigError(f"data.params.root: {root}: no such folder")
     if not (root / "train").is_dir():
         return {"train": root}
-    return {split: root / split for split in _SPLITS if (root / split).is_dir()}
+    return {split: root / split for split in SPLITS if (root / split).is_dir()}
 
 
 def _class_names(folder: Path, root: Path) -> tuple[str, ...]:
@@ -297,13 +250,3 @@ def _concept_value(text: str, where: str, file: str, name: str) -> float:
         raise ConfigError(f"{where}: file '{file}', concept '{name}': {text!r} is outside "
                           "[0, 1]")
     return value
-
-
-def _mean_std(pixels: np.ndarray) -> tuple[float, float]:
-    """Mean and standard deviation of uint8 pixels, from their histogram; a blank data set
-    (std 0) is left unscaled rather than divided by zero."""
-    counts = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
-    values = np.arange(256, dtype=np.float64)
-    mean = counts @ values / counts.sum()
-    std = float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
-    return float(mean), std or 1.0

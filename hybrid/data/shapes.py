@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import numpy as np
-import pytorch_lightning as pl
-import torch
 from annotated_types import Ge, Gt, Lt
-from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
+from ._memory import SPLITS, InMemoryDataModule, Pool
 from ._shape_rule import (ATTRIBUTES, DEFAULT_RULE, OBJECT_CONCEPTS, GeneratingRule,
                           parse_rule)
 
@@ -27,7 +25,6 @@ __all__ = ["ShapesDataModule", "GeneratingRule", "parse_rule", "ATTRIBUTES", "OB
 #: The concept of the spurious corner mark, appended to the concepts when ``spurious`` is set.
 MARK_CONCEPT = "mark=corner"
 
-_SPLITS = ("train", "val", "test")
 _TEST_MODES = ("random", "correlated", "absent")
 _SPURIOUS_KEYS = ("class_name", "train_fraction", "test")
 
@@ -85,7 +82,7 @@ class _Scenes:
         return np.stack(columns, axis=1)
 
 
-class ShapesDataModule(pl.LightningDataModule):
+class ShapesDataModule(InMemoryDataModule):
     """Seeded images of coloured shapes labelled by a known rule list over their attributes.
 
     Batches are ``(image, label, index, concepts)``: ``index`` is unique across splits (train
@@ -180,33 +177,20 @@ class ShapesDataModule(pl.LightningDataModule):
         self._cue = _check_spurious(spurious, self.class_names)
         self.concept_names = OBJECT_CONCEPTS + ((MARK_CONCEPT,) if self._cue else ())
         self.input_shape = (3, image_size, image_size)
-        self.splits: dict[str, TensorDataset] = {}
-        self.normalization: tuple[float, float] | None = None
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def setup(self, stage=None):
-        if self.splits:
-            return
+    def _load(self) -> Pool:
+        """The three splits one after the other: train rows first, then val, then test."""
         sizes = (self.hparams.n_train, self.hparams.n_val, self.hparams.n_test)
-        offset = 0
-        for number, (split, n) in enumerate(zip(_SPLITS, sizes)):
-            self._arrays[split] = self._generate(split, number, n)
-            self._arrays[split]["index"] = np.arange(offset, offset + n)
-            offset += n
-        train = self._arrays["train"]["images"]
-        mean, std = self.hparams.normalization or (train.mean(dtype=np.float64),
-                                                   train.std(dtype=np.float64))
-        self.normalization = (float(mean), float(std))
-        for split, arrays in self._arrays.items():
-            pixels = arrays["images"].transpose(0, 3, 1, 2).astype(np.float32)
-            self.splits[split] = TensorDataset(
-                torch.from_numpy((pixels - np.float32(mean)) / np.float32(std)),
-                torch.from_numpy(arrays["labels"]), torch.from_numpy(arrays["index"]),
-                torch.from_numpy(arrays["concepts"].astype(np.float32)))
+        self._arrays = {split: self._generate(split, number, n)
+                        for number, (split, n) in enumerate(zip(SPLITS, sizes))}
+        rows = {split: np.arange(end - n, end)
+                for split, n, end in zip(SPLITS, sizes, np.cumsum(sizes))}
+        # Popped: the base keeps each split's images for display_images; no second copy.
+        images = np.concatenate([arrays.pop("images") for arrays in self._arrays.values()])
+        labels, concepts = (np.concatenate([arrays[key] for arrays in self._arrays.values()])
+                            for key in ("labels", "concepts"))
+        return Pool(images.transpose(0, 3, 1, 2), labels, rows, concepts.astype(np.float32))
 
     def _generate(self, split: str, number: int, n: int) -> dict[str, np.ndarray]:
         """Images, masks, concepts and labels of one split; each purpose has its own stream."""
@@ -265,26 +249,6 @@ class ShapesDataModule(pl.LightningDataModule):
         """Class indices (n,) as in the batches; ``clean`` gives the generating rule's labels
         before ``label_noise``."""
         return self._arrays[split]["clean_labels" if clean else "labels"]
-
-    def display_images(self, split: str) -> np.ndarray:
-        """The split's images as uint8 (n, H, W, 3), in the loaders' order."""
-        return self._arrays[split]["images"]
-
-    def split_dataloader(self, split: str, shuffle: bool = False, batch_size: int | None = None):
-        """Loader over one split, in index order unless ``shuffle``."""
-        generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
-        return DataLoader(self.splits[split], batch_size=batch_size or self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
-                          num_workers=self.hparams.num_workers)
-
-    def train_dataloader(self):
-        return self.split_dataloader("train", shuffle=True)
-
-    def val_dataloader(self):
-        return self.split_dataloader("val")
-
-    def test_dataloader(self):
-        return self.split_dataloader("test")
 
 
 def _check_spurious(spurious, class_names) -> _Cue | None:
