@@ -259,3 +259,8 @@ def test_explain_concepts_and_tcav_from_the_command_line(run, tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert main(["explain", str(run.root), "--target", "eleven", "--limit", "2"]) == 2
     assert "eleven" in capsys.readouterr().err
+
+
+def test_intervene_needs_a_concept_bottleneck(run, capsys):
+    assert main(["intervene", str(run.root), "--concept", "x", "--value", "1"]) == 2
+    assert "has no concept bottleneck" in capsys.readouterr().err
