@@ -85,6 +85,7 @@ def recovery(run) -> dict:
     return {
         "generating_rule": rule.text(),
         "recovered_rule": _readable(recovered),
+        "recovered_rule_canonical": _readable(recovered, canonical=True),
         "rules_match": rules_match(recovered, reference),
         "ground_truth_fidelity": surrogates["rule_list"]["ground_truth_fidelity"],
         "cnn_test_accuracy": test.teacher_accuracy,
@@ -94,11 +95,11 @@ def recovery(run) -> dict:
     }
 
 
-def _readable(model) -> str:
+def _readable(model, canonical: bool = False) -> str:
     """The rule list in the generating rule's grammar, or its plain text when it reads a
     concept with two bounds (not a statement about concepts present or absent)."""
     try:
-        return rule_list_text(model)
+        return rule_list_text(model, canonical)
     except ValueError:
         return to_text(model)
 
@@ -169,6 +170,8 @@ def _print(found: dict) -> None:
     print("\ngenerating rule:\n  " + found["generating_rule"].replace(" ELSE ", "\n  ELSE "))
     print("recovered rule list (from the bottleneck's concepts):\n  "
           + found["recovered_rule"].replace(" ELSE ", "\n  ELSE "))
+    print("the same, equivalent wordings made one (NOT size=small is size=large):\n  "
+          + found["recovered_rule_canonical"].replace(" ELSE ", "\n  ELSE "))
     print(f"rules match: {found['rules_match']}; agreement with the generating rule on test: "
           f"{found['ground_truth_fidelity']:.4f}")
     print("\n| surrogate | features | complexity | fidelity to CNN | agreement with truth |")

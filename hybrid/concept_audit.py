@@ -18,7 +18,8 @@ from sklearn.metrics import roc_auc_score
 from .exporters._format import conditions_text, display_names
 from .features import FeatureTable
 
-__all__ = ["concept_quality", "suspect_rules", "concept_present", "binary_rules", "rules_match",
+__all__ = ["concept_quality", "suspect_rules", "concept_present", "binary_rules", "canonical_rules",
+           "rules_match",
            "rule_list_text"]
 
 # A concept probability or label above this counts as "present".
@@ -133,21 +134,55 @@ def binary_rules(model) -> tuple[list[tuple[frozenset, int]], int]:
     return out, default.prediction
 
 
+def canonical_rules(model) -> tuple[list[tuple[frozenset, int]], int]:
+    """:func:`binary_rules` with equivalent wordings made one.
+
+    Concepts named ``attribute=value`` describe one object, which has exactly one value per
+    attribute, so for a two-valued attribute ``NOT size=small`` is ``size=large``; and a last
+    rule with one negated condition, ``IF NOT c THEN X ELSE Y``, is ``IF c THEN Y ELSE X``.
+    """
+    rules, default = binary_rules(model)
+    values = {}
+    for name in model.feature_names:
+        attribute, sep, value = name.partition("=")
+        if sep:
+            values.setdefault(attribute, []).append(name)
+    canonical = []
+    for conditions, answer in rules:
+        canonical.append((frozenset(_positive(name, present, values)
+                                    for name, present in conditions), answer))
+    if canonical and len(canonical[-1][0]) == 1:
+        ((name, present),) = canonical[-1][0]
+        if not present:
+            canonical[-1] = (frozenset({(name, True)}), default)
+            default = rules[-1][1]
+    return canonical, default
+
+
+def _positive(name: str, present: bool, values: dict) -> tuple[str, bool]:
+    """``NOT a=v`` as ``a=w`` when ``v`` and ``w`` are the attribute's only values."""
+    group = values.get(name.partition("=")[0], [])
+    if present or len(group) != 2 or name not in group:
+        return name, present
+    return next(other for other in group if other != name), True
+
+
 def rules_match(recovered, reference) -> bool:
     """Whether two rule lists over concepts say the same thing, up to the order of
     independent rules.
 
-    Both must have the same ``(conditions -> class)`` rules and the same default, and every
-    two rules of ``reference`` that can fire on one image (compatible conditions) and answer
-    differently must come in the same order in ``recovered``. Concepts named
-    ``attribute=value`` with different values of one attribute count as exclusive (an object
-    has one colour). Class indices are compared, so both models must share their classes.
+    Both must have the same ``(conditions -> class)`` rules and the same default, once each
+    is in :func:`canonical_rules` form, and every two rules of ``reference`` that can fire on
+    one image (compatible conditions) and answer differently must come in the same order in
+    ``recovered``. Concepts named ``attribute=value`` with different values of one attribute
+    count as exclusive (an object has one colour). Class indices are compared, so both models
+    must share their classes.
     """
     try:
-        found, found_default = binary_rules(recovered)
+        found, found_default = canonical_rules(recovered)
     except ValueError:
         return False
-    expected, expected_default = binary_rules(reference)
+    expected, expected_default = canonical_rules(reference)
     if found_default != expected_default or sorted(found, key=repr) != sorted(expected, key=repr):
         return False
     position = {rule: i for i, rule in enumerate(found)}
@@ -173,11 +208,12 @@ def _compatible(a: frozenset, b: frozenset) -> bool:
     return True
 
 
-def rule_list_text(model) -> str:
+def rule_list_text(model, canonical: bool = False) -> str:
     """A rule list over concepts in the generating rule's grammar:
-    ``IF color=red AND shape=circle THEN A ELSE IF ... ELSE D``."""
+    ``IF color=red AND shape=circle THEN A ELSE IF ... ELSE D``; with ``canonical``, in
+    :func:`canonical_rules` form."""
     _, classes = display_names(model)
-    rules, default = binary_rules(model)
+    rules, default = canonical_rules(model) if canonical else binary_rules(model)
     parts = []
     for conditions, answer in rules:
         text = " AND ".join(name if present else f"NOT {name}"

@@ -109,3 +109,25 @@ def test_suspect_rules_flag_rules_reading_the_cue_with_the_accuracy_drop():
     assert found["test_accuracy_without"] == 0.5
     assert found["accuracy_drop"] == 0.5
     assert suspect_rules(GENERATING, ["mark=corner"], val, test) == []
+
+
+def test_equivalent_wordings_match():
+    # one object has one size and one texture: NOT size=small is size=large
+    concepts = CONCEPTS + ("size=small", "texture=solid", "color=green")
+    red_circle = _rule([("color=red", True, 0.5), ("shape=circle", True, 0.5)], 0)
+    not_small_not_solid = Rule((Predicate(5, "<=", 0.5), Predicate(6, "<=", 0.5)), 1,
+                               (0, 1.0, 0, 0), 10, 1.0)
+    # IF NOT color=blue THEN D ELSE C is IF color=blue THEN C ELSE D
+    not_blue = Rule((Predicate(2, "<=", 0.5),), 3, (0, 0, 0, 1.0), 10, 1.0)
+    reworded = _rule_list(red_circle, not_small_not_solid, not_blue, default=2,
+                          features=concepts)
+    generating = _rule_list(red_circle, LARGE_STRIPED, BLUE, features=concepts)
+    assert rules_match(reworded, generating)
+    assert rule_list_text(reworded, canonical=True) == rule_list_text(generating)
+    assert rule_list_text(reworded) == ("IF color=red AND shape=circle THEN A ELSE IF NOT "
+                                        "size=small AND NOT texture=solid THEN B ELSE IF NOT "
+                                        "color=blue THEN D ELSE C")
+    # a three-valued attribute has no single complement
+    not_red = Rule((Predicate(1, "<=", 0.5),), 2, (0, 0, 1.0, 0), 10, 1.0)
+    assert not rules_match(_rule_list(red_circle, LARGE_STRIPED, not_red, features=concepts),
+                           generating)
