@@ -15,7 +15,7 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
 from .. import __version__
-from ..config import Config, check_params
+from ..config import Config, check_keys
 from ..errors import ConfigError
 from ..features import FeatureTable
 from ..jsonio import save_surrogate
@@ -35,7 +35,8 @@ def check_surrogates_config(config: Config) -> None:
     for key, surrogate in config.surrogates.items():
         kind = surrogate.name or key
         factory = SURROGATES.get(kind)
-        check_params(factory, surrogate.params, f"surrogates.{key}.params")
+        # Values are scikit-learn's to check (_parameter_constraints), with its messages.
+        check_keys(surrogate.params, factory().get_params(), f"surrogates.{key}.params")
         try:
             factory(**surrogate.params)._validate_params()
         except InvalidParameterError as exc:
