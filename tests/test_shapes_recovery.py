@@ -1,5 +1,6 @@
 """The rule list recovers the shapes' generating rule from true concepts (no CNN involved)."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,12 +10,13 @@ from hybrid.data.shapes import OBJECT_CONCEPTS, ShapesDataModule
 from hybrid.surrogates import SURROGATES
 
 
-@pytest.mark.parametrize("rule", [
-    None,  # the configs' rule
-    "IF shape=triangle AND NOT texture=striped THEN tri ELSE IF color=green THEN green "
-    "ELSE IF size=small AND shape=square THEN small ELSE other",
+@pytest.mark.parametrize("rule, blur", [
+    (None, 0.0),  # the configs' rule
+    ("IF shape=triangle AND NOT texture=striped THEN tri ELSE IF color=green THEN green "
+     "ELSE IF size=small AND shape=square THEN small ELSE other", 0.0),
+    (None, 0.05),  # concept probabilities, as a bottleneck predicts them: near 0 or near 1
 ])
-def test_rule_list_with_the_shapes_settings_recovers_the_generating_rule(rule):
+def test_rule_list_with_the_shapes_settings_recovers_the_generating_rule(rule, blur):
     config = load_config("configs/shapes.yaml")
     params = dict(config.data.params, n_train=2000, n_val=500, n_test=500)
     if rule is not None:
@@ -23,9 +25,12 @@ def test_rule_list_with_the_shapes_settings_recovers_the_generating_rule(rule):
     data.setup()
     truth = data.generating_rule
 
+    rng = np.random.default_rng(0)
+
     def table(split):
         concepts = data.concepts(split).astype(float)
-        return pd.DataFrame(concepts, columns=OBJECT_CONCEPTS), truth.labels(concepts)
+        probabilities = np.abs(concepts - rng.uniform(0, blur, concepts.shape))
+        return pd.DataFrame(probabilities, columns=OBJECT_CONCEPTS), truth.labels(concepts)
 
     (X, y), val = table("train"), table("val")
     settings = config.surrogates["rule_list"]

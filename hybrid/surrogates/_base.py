@@ -26,6 +26,11 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {}
+    #: dtype ``fit`` gives :meth:`_fit_model`'s ``X``. A surrogate that learns exactly from
+    #: float32 features declares ``(np.float64, np.float32)``: float32 input then stays
+    #: float32, with no float64 copy (4 GB at 1M rows x 512 features); other input converts
+    #: to the first.
+    _fit_dtype = np.float64
 
     def fit(self, X, y, class_names=None, eval_set=None):
         """Fit to the teacher's labels ``y``.
@@ -48,7 +53,7 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
         self : object
         """
         self._validate_params()
-        X, y = validate_data(self, X, y, dtype=np.float64)
+        X, y = validate_data(self, X, y, dtype=self._fit_dtype)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         names = {
@@ -66,7 +71,7 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
         if eval_set is None:
             return X, y_index
         X_val, y_val = eval_set
-        X_val = validate_data(self, X_val, reset=False, dtype=np.float64)
+        X_val = validate_data(self, X_val, reset=False, dtype=self._fit_dtype)
         y_val = np.asarray(y_val)
         if len(y_val) != len(X_val):
             raise ValueError(f"eval_set: {len(X_val)} rows but {len(y_val)} labels")
@@ -77,7 +82,9 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
     @abstractmethod
     def _fit_model(self, X: np.ndarray, y: np.ndarray, n_classes: int, names: dict,
                    X_val: np.ndarray, y_val: np.ndarray) -> InterpretableModel:
-        """Learn the IR model from float64 ``X`` and class indices ``y`` in ``[0, n_classes)``.
+        """Learn the IR model from ``X`` and class indices ``y`` in ``[0, n_classes)``.
+
+        ``X`` is float64, or float32 where ``_fit_dtype`` allows it.
 
         ``X_val``/``y_val`` choose along the complexity path (they are the training rows when
         no ``eval_set`` was given); ``y_val`` is -1 for labels unseen in training.

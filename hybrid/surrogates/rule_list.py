@@ -1,20 +1,37 @@
 """Multi-class ordered rule list, learned by sequential covering with a small beam search.
 
 No maintained Python library learns a multi-class ordered rule list (imodels' rule lists are
-binary-only), so this one is ours. The design keeps counting vectorized and memory linear in
-the number of rows:
+binary-only), so this one is ours. Fitting takes three steps.
 
-- every feature is cut at quantile thresholds of the training data and each value is replaced
-  by the index of its bin (``codes``, uint8), so ``x <= t_b`` is ``code <= b``;
-- one ``np.bincount`` over (feature, bin, class) gives, for every feature and bin, the class
-  counts of the rows still open; cumulative sums over the bins then give the class counts of
-  *every* candidate condition ``x <= t_b`` and ``x > t_b`` at once. No rows x thresholds
-  boolean matrix is ever built, and there is no Python loop over samples.
+1. **Binning.** Every feature is cut at quantile thresholds of a seeded subsample of the
+   training rows, and each value is replaced by the index of its bin (``codes``, uint8, one
+   contiguous row per feature), so ``x <= t_b`` is ``code <= b``.
+2. **Covering.** Rules are grown one at a time over the rows no earlier rule answers, each by a
+   beam search over conjunctions. One histogram of a conjunction's rows, class counts per
+   (feature, bin), gives through cumulative sums the class counts of *every* one-condition
+   extension at once. Histograms are subtracted rather than recounted wherever that is cheaper:
+   the open rows' histogram loses the rows each rule answers, and a conjunction's child is
+   counted on whichever side of the new condition holds fewer rows, the other side being the
+   parent minus it. No rows x thresholds matrix is ever built, memory is linear in the rows
+   (the codes) plus a few histograms of (features x thresholds x classes) counts, and no
+   Python loop runs over rows. A chosen rule's thresholds then move to the middle of the gap
+   they fall in among the rows it decides (as CART's do, for a margin on unseen rows), and
+   conditions that exclude none of those rows go.
+3. **Pruning.** A rule whose removal changes no prediction on the training or validation rows
+   is dropped (greedy covering often adds one before the simpler rule that subsumes it; rules
+   are grown to a quarter past the budget so that such a rule can be found), and the list is
+   cut to the prefix with the best validation fidelity within the budget.
+
+Counting is numpy's ``bincount`` one feature at a time; ``device`` moves it to torch. A one-hot
+matrix product (BLAS) was measured and is far slower on CPUs: it multiplies mostly zeros.
 """
 
+from itertools import count, islice
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 
 from ..ir import Predicate, Rule, RuleListModel
@@ -22,7 +39,11 @@ from ._base import SurrogateMixin
 
 __all__ = ["RuleListSurrogate"]
 
-# Rows per bincount chunk: bounds the (rows x features) int64 index buffer to ~32 MB.
+# Values binned per block of rows: the block's transposed copy stays in cache (<= 8 MB).
+_BLOCK_CELLS = 1 << 20
+# Columns per quantile block: bounds the subsample copy to ~100 MB at 200k rows.
+_BLOCK_COLUMNS = 64
+# Cells per torch counting chunk: bounds the int64 index buffer to ~32 MB.
 _CHUNK_CELLS = 4_000_000
 
 
@@ -30,227 +51,614 @@ class RuleListSurrogate(SurrogateMixin):
     """An ordered ``IF ... THEN class ELSE IF ... ELSE default`` list fitted to teacher labels.
 
     Rules are grown one at a time over the training rows no earlier rule answers. Each rule is
-    the conjunction of at most ``max_conditions`` threshold conditions that maximizes
-    ``correct - error_cost * wrong`` among the rows it would answer, found by a beam search that
-    extends each kept conjunction by every condition at once.
+    the conjunction of at most ``max_conditions`` threshold conditions with the best score
+    ``correct - error_cost * wrong - miss_cost * missed`` among the rows it would answer
+    (``missed``: open rows of its class it leaves to later rules), found by a beam search that
+    extends each kept conjunction by every condition at once; a rule must answer more rows
+    right than ``error_cost`` times those it answers wrong. While the budget cannot give every
+    class left a rule, wrong answers on the classes it can no longer reach cost nothing.
+    Redundant rules are dropped and the list is cut to the prefix with the best fidelity on
+    ``eval_set`` (the training rows without one); the default answers the training rows no
+    kept rule answers.
 
     Parameters
     ----------
     max_rules : int, default=32
-        Budget: rules in the list, the final ELSE included.
+        Budget: most rules in the list, the final ELSE included.
     max_conditions : int, default=3
         Most conditions in one rule.
-    n_thresholds : int, default=16
-        Quantile thresholds per feature (at most 255).
+    n_thresholds : int, default=32
+        Quantile thresholds per feature (at most 255); each feature also gets one cut at its
+        widest gap, which separates the two clusters of a concept probability.
     beam_width : int, default=4
-        Conjunctions kept per search depth; 1 is plain greedy growth.
-    error_cost : float, default=2.0
-        How many correctly answered rows one wrongly answered row costs. Wrong answers are final
-        while unanswered rows go to later rules, hence a cost above 1.
+        Conjunctions kept per search depth by each of two criteria; 1 is plain greedy growth.
+    error_cost : float or sequence of float, default=(1.0, 2.0)
+        How many correctly answered rows one wrongly answered row costs. Wrong answers are
+        final while unanswered rows go to later rules, hence a cost of 1 or more. With several,
+        a list is grown for each and the one with the best validation fidelity kept (ties: the
+        first given); ``error_cost_`` tells which.
+    miss_cost : float, default=0.5
+        What one open row of the class a rule answers costs when the rule leaves it to later
+        rules. Such rows need another rule, so this prefers rules that answer a class whole
+        (shorter lists); it ranks rules, it does not stop growing.
     min_support : int, default=5
-        Fewest training rows a rule must answer.
+        Fewest training rows a rule must answer when it is grown.
+    subsample : int or None, default=200_000
+        Rows whose quantiles give the thresholds; None uses every row.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the choice of those rows (used only with more rows than ``subsample``).
+    device : str or None, default=None
+        Where the histograms are counted: None with numpy, otherwise a torch device
+        (``"cpu"``, ``"cuda"``); torch is imported only then. Counts are integers, so every
+        device learns the same rules.
 
     Attributes
     ----------
     thresholds_ : list of ndarray
-        Candidate thresholds of each feature.
+        Candidate thresholds of each feature (float64), values of ``X``; a rule's thresholds
+        move from these to the middle of the gap they fall in.
+    error_cost_ : float
+        The error cost of the kept list.
+    path_ : list of dict
+        Validation curve of one fit: for every prefix of the pruned list within the budget,
+        ``n_rules`` (the default included), ``train_fidelity`` and ``val_fidelity``.
+        ``model_`` is the prefix with the best ``val_fidelity`` (ties: the better
+        ``train_fidelity``, then fewer rules), less any rule that then changes no answer.
     model_ : RuleListModel
-        The learned list in the IR.
+        The learned list in the IR; each rule's ``support``, ``precision`` and ``proba``
+        describe the training rows it answers.
+
+    Notes
+    -----
+    Memory is the codes (one byte per value) plus, per beam conjunction, a histogram of
+    ``n_features x (n_thresholds + 1) x n_classes`` int32 counts. float32 input is used as
+    is: thresholds are values of ``X``, so comparisons are exact in either dtype, and float32
+    and float64 copies of the same values learn the same rules.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * 5, dtype=float)
+    >>> y = np.array([0, 0, 1, 2] * 5)
+    >>> RuleListSurrogate(max_rules=3).fit(X, y).score(X, y)
+    1.0
     """
 
+    _fit_dtype = (np.float64, np.float32)
     _parameter_constraints = {
         "max_rules": [Interval(Integral, 1, None, closed="left")],
         "max_conditions": [Interval(Integral, 1, None, closed="left")],
         "n_thresholds": [Interval(Integral, 1, 255, closed="both")],
         "beam_width": [Interval(Integral, 1, None, closed="left")],
-        "error_cost": [Interval(Real, 0, None, closed="left")],
+        "error_cost": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "miss_cost": [Interval(Real, 0, None, closed="left")],
         "min_support": [Interval(Integral, 1, None, closed="left")],
+        "subsample": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "device": [str, None],
     }
 
-    def __init__(self, max_rules=32, max_conditions=3, n_thresholds=16, beam_width=4,
-                 error_cost=2.0, min_support=5):
+    def __init__(self, max_rules=32, max_conditions=3, n_thresholds=32, beam_width=4,
+                 error_cost=(1.0, 2.0), miss_cost=0.5, min_support=5, subsample=200_000,
+                 random_state=0, device=None):
         self.max_rules = max_rules
         self.max_conditions = max_conditions
         self.n_thresholds = n_thresholds
         self.beam_width = beam_width
         self.error_cost = error_cost
+        self.miss_cost = miss_cost
         self.min_support = min_support
+        self.subsample = subsample
+        self.random_state = random_state
+        self.device = device
 
     def _fit_model(self, X, y, n_classes, names, X_val, y_val):
-        self.thresholds_ = _quantile_thresholds(X, self.n_thresholds)
-        search = _RuleSearch(X, y, n_classes, self.thresholds_, self.max_conditions,
-                             self.beam_width, self.error_cost, self.min_support)
-        rules, answered_rows = [], []
-        open_rows = np.ones(len(y), dtype=bool)
-        while len(rules) < self.max_rules - 1 and open_rows.sum() >= self.min_support:
-            conditions = search.best_conjunction(open_rows)
-            if conditions is None:
-                break
-            answered = open_rows & _covers(X, conditions)
-            if np.array_equal(answered, open_rows):
-                break  # a rule for every row left is the default's job
-            rules.append(_make_rule(conditions, y[answered], n_classes))
-            answered_rows.append(answered)
-            open_rows &= ~answered
-        default = _default_rule(y, open_rows, n_classes)
-        # A last rule that answers like the default is redundant: the default answers its rows alike.
-        while rules and rules[-1].prediction == default.prediction:
-            rules.pop()
-            open_rows |= answered_rows.pop()
-            default = _default_rule(y, open_rows, n_classes)
-        return RuleListModel(**names, rules=(*rules, default))
+        costs = np.atleast_1d(np.asarray(self.error_cost, dtype=np.float64))
+        if costs.ndim != 1 or not len(costs) or not np.all(np.isfinite(costs) & (costs >= 0)):
+            raise ValueError("error_cost must be a non-negative number or a non-empty sequence "
+                             f"of them, got {self.error_cost!r}")
+        self.thresholds_ = _quantile_thresholds(X, self.n_thresholds, self.subsample,
+                                                self.random_state)
+        search = _CoveringSearch(X, y, n_classes, self.thresholds_, self.device,
+                                 self.max_conditions, self.beam_width, self.miss_cost,
+                                 self.min_support)
+        data, budget = _Rows(X, y, X_val, y_val, n_classes), self.max_rules - 1
+        listings = [_kept_rules(search.rules(budget, cost), data, budget) for cost in costs]
+        paths = [_path(listing, budget) for listing in listings]
+        # the error cost whose path holds the best point; ties: the first cost given
+        chosen = max(range(len(paths)), key=lambda i: (max(map(_path_key, paths[i])), -i))
+        self.error_cost_ = float(costs[chosen])
+        self.path_ = paths[chosen]
+        best = max(range(len(self.path_)), key=lambda m: _path_key(self.path_[m]))
+        rules = listings[chosen].prefix(best).without_redundant().ir_rules()
+        return RuleListModel(**names, rules=rules)
 
 
-def _quantile_thresholds(X: np.ndarray, n_thresholds: int) -> list[np.ndarray]:
-    """Distinct quantile cut points per feature, excluding the maximum (it splits nothing)."""
-    levels = np.arange(1, n_thresholds + 1) / (n_thresholds + 1)
-    cuts = np.quantile(X, levels, axis=0, method="lower").T
+def _path(listing, budget: int) -> list[dict]:
+    """The ``path_`` entry of every prefix of ``listing`` within the budget."""
+    prefixes = (listing.prefix(m) for m in range(min(len(listing), budget) + 1))
+    return [{"n_rules": len(p) + 1, "train_fidelity": p.fidelity(),
+             "val_fidelity": p.fidelity(validation=True)} for p in prefixes]
+
+
+def _path_key(entry: dict) -> tuple:
+    """Order of preference along a path: validation fidelity, then training fidelity, then
+    fewer rules."""
+    return entry["val_fidelity"], entry["train_fidelity"], -entry["n_rules"]
+
+
+def _kept_rules(rules, data, budget: int):
+    """The first rules ``rules`` yields, a quarter more than the budget, those that change no
+    answer dropped.
+
+    Growing past the budget lets a simple rule found late replace the rules it makes redundant.
+    """
+    grown = list(islice(rules, budget + -(-budget // 4)))
+    return _Listing.build(grown, data).without_redundant()
+
+
+def _quantile_thresholds(X: np.ndarray, n_thresholds: int, subsample, random_state
+                         ) -> list[np.ndarray]:
+    """Distinct quantile cut points per feature (float64), each below the feature's maximum,
+    plus the value below the feature's widest gap (:func:`_widest_gap`).
+
+    The cut points are the values of rank ``(m - 1) * i // (n_thresholds + 1)``,
+    ``i = 1 .. n_thresholds``, among ``m`` rows (a seeded subsample of at most ``subsample``):
+    data values, so float32 and float64 copies of the same data give the same thresholds.
+    """
+    n, d = X.shape
+    rows = np.arange(n)
+    if subsample is not None and n > subsample:
+        rows = np.sort(check_random_state(random_state).choice(n, subsample, replace=False))
+    ranks = (len(rows) - 1) * np.arange(1, n_thresholds + 1) // (n_thresholds + 1)
     top = X.max(axis=0)
-    return [np.unique(c[c < hi]) for c, hi in zip(cuts, top)]
+    out = []
+    for start in range(0, d, _BLOCK_COLUMNS):
+        columns = np.sort(X[rows, start:start + _BLOCK_COLUMNS].T, axis=1)
+        gaps = _widest_gap(columns) if n_thresholds < 255 else columns[:, ranks[:0]]
+        out += [np.unique(c[c < hi]).astype(np.float64)
+                for c, hi in zip(np.concatenate([columns[:, ranks], gaps], axis=1), top[start:])]
+    return out
 
 
-def _covers(X: np.ndarray, conditions) -> np.ndarray:
-    return Rule(tuple(conditions), 0, (), 0, 0.0).covers(X)
+def _widest_gap(sorted_columns: np.ndarray) -> np.ndarray:
+    """Per row of ``sorted_columns``, the value just below its widest gap, shape (d, 1).
+
+    Quantiles of a two-valued feature (a concept's probability: near 0 or near 1) fall
+    inside its clusters, so no quantile cut separates them; the widest gap does.
+    """
+    if sorted_columns.shape[1] < 2:
+        return sorted_columns[:, :0]
+    below = np.argmax(np.diff(sorted_columns, axis=1), axis=1)
+    return np.take_along_axis(sorted_columns, below[:, None], axis=1)
 
 
-def _default_rule(y: np.ndarray, open_rows: np.ndarray, n_classes: int) -> Rule:
-    """The final ELSE: the rows no rule answered; with none left, the training distribution."""
-    if open_rows.any():
-        return _make_rule((), y[open_rows], n_classes)
-    overall = _make_rule((), y, n_classes)
-    return Rule((), overall.prediction, overall.proba, 0, 0.0)
+def _bin(X: np.ndarray, thresholds: list[np.ndarray]) -> np.ndarray:
+    """Bin index of every value, feature-major: shape (n_features, n_samples), uint8.
+
+    ``code <= b`` exactly when ``x <= thresholds[b]``. The thresholds are values of ``X``, so
+    comparing in ``X``'s own dtype is exact.
+    """
+    codes = np.empty(X.shape[::-1], dtype=np.uint8)
+    cuts = [t.astype(X.dtype) for t in thresholds]
+    step = max(1, _BLOCK_CELLS // X.shape[1])
+    for start in range(0, X.shape[0], step):
+        block = np.ascontiguousarray(X[start:start + step].T)
+        for j, cut in enumerate(cuts):
+            codes[j, start:start + step] = np.searchsorted(cut, block[j])
+    return codes
 
 
-def _make_rule(conditions, y_answered: np.ndarray, n_classes: int) -> Rule:
-    counts = np.bincount(y_answered, minlength=n_classes).astype(np.float64)
-    total = counts.sum()
-    proba = counts / total if total else np.full(n_classes, 1.0 / n_classes)
-    answer = int(np.argmax(counts))
-    return Rule(tuple(conditions), answer, tuple(float(p) for p in proba), int(total),
-                float(proba[answer]))
+def _numpy_counter(codes: np.ndarray, y: np.ndarray, n_classes: int, n_bins: int):
+    """``count(rows)``: counts of ``rows`` per (feature, class, bin), (d, k, n_bins) int32.
+
+    One ``bincount`` per feature: each reads one contiguous row of ``codes`` and adds into a
+    (classes x bins) table that stays in cache. Classes come before bins so that summing over
+    classes adds whole rows of bins.
+    """
+    size = n_bins * n_classes
+
+    def count(rows: np.ndarray) -> np.ndarray:
+        labels = y[rows] * np.intp(n_bins)
+        out = np.empty((codes.shape[0], size), dtype=np.int32)
+        for j, column in enumerate(codes):
+            out[j] = np.bincount(labels + column[rows], minlength=size)
+        return out.reshape(codes.shape[0], n_classes, n_bins)
+
+    return count
 
 
-class _RuleSearch:
-    """Beam search for one rule's conditions over binned features (see the module docstring)."""
+def _torch_counter(codes: np.ndarray, y: np.ndarray, n_classes: int, n_bins: int, device: str):
+    """:func:`_numpy_counter` with torch on ``device``; torch is imported only here."""
+    import torch
 
-    def __init__(self, X, y, n_classes, thresholds, max_conditions, beam_width, error_cost,
-                 min_support):
+    device = torch.device(device)
+    d, size = codes.shape[0], n_bins * n_classes
+    codes_t = torch.from_numpy(codes).to(device)
+    y_t = torch.from_numpy(y.astype(np.int64)).to(device)
+    offsets = (torch.arange(d, device=device) * size)[:, None]
+
+    def count(rows: np.ndarray) -> np.ndarray:
+        rows_t = torch.from_numpy(rows.astype(np.int64)).to(device)
+        hist = torch.zeros(d * size, dtype=torch.int64, device=device)
+        step = max(1, _CHUNK_CELLS // d)
+        for start in range(0, len(rows_t), step):
+            chunk = rows_t[start:start + step]
+            cells = codes_t[:, chunk].long() + y_t[chunk] * n_bins + offsets
+            hist += torch.bincount(cells.ravel(), minlength=d * size)
+        return hist.view(d, n_classes, n_bins).cpu().numpy().astype(np.int32)
+
+    return count
+
+
+class _Node:
+    """A conjunction in the beam: its bounds ``{(feature, op): bin}``, rows and histogram."""
+
+    __slots__ = ("bounds", "rows", "hist")
+
+    def __init__(self, bounds: dict, rows: np.ndarray, hist: np.ndarray | None):
+        self.bounds, self.rows, self.hist = bounds, rows, hist
+
+
+class _Candidate:
+    """A node extended by one condition, scored before its rows are computed."""
+
+    __slots__ = ("score", "gain", "growth", "node", "feature", "op", "bin", "bounds")
+
+    def __init__(self, score, gain, growth, node, feature, op, b):
+        self.score, self.gain, self.growth, self.node = score, gain, growth, node
+        self.feature, self.op, self.bin = feature, op, b
+        self.bounds = {**node.bounds, (feature, op): b}
+
+
+class _CoveringSearch:
+    """Sequential covering over binned features (see the module docstring)."""
+
+    def __init__(self, X, y, n_classes, thresholds, device, max_conditions, beam_width,
+                 miss_cost, min_support):
         self.X, self.y, self.k = X, y, n_classes
         self.thresholds = thresholds
         self.max_conditions, self.beam_width = max_conditions, beam_width
-        self.error_cost, self.min_support = error_cost, min_support
-        self.n_bins = max((len(t) for t in thresholds), default=0) + 1
-        self.codes = np.empty(X.shape, dtype=np.uint8)
-        for j, cut in enumerate(thresholds):
-            self.codes[:, j] = np.searchsorted(cut, X[:, j], side="left")
+        self.miss_cost, self.min_support = miss_cost, min_support
+        n_cuts = np.array([len(t) for t in thresholds])
+        n_bins = int(n_cuts.max(initial=0)) + 1
+        self.codes = _bin(X, thresholds)
+        self.histogram = (_numpy_counter(self.codes, y, n_classes, n_bins) if device is None
+                          else _torch_counter(self.codes, y, n_classes, n_bins, device))
         # valid[j, b]: threshold b of feature j exists (features have different counts).
-        self.valid = np.arange(self.n_bins - 1)[None, :] < np.array([len(t) for t in thresholds])[:, None]
+        self.valid = np.arange(n_bins - 1)[None, :] < n_cuts[:, None]
 
-    def best_conjunction(self, open_rows: np.ndarray):
-        """The best-scoring conjunction (a tuple of Predicates) over ``open_rows``, or None.
+    def rules(self, budget: int, error_cost: float):
+        """Yield each next rule's conditions (a tuple of Predicates) over the rows left open.
 
-        The beam keeps two kinds of conjunctions: those with the highest net gain
-        ``correct - error_cost * wrong`` (good rules now) and those with the highest FOIL gain
-        over their parent (purer while keeping many rows of one class: good rules after one
-        more condition). The answer is the conjunction seen anywhere in the search with the
-        highest net gain.
+        ``budget`` is the number of rules the list may hold before its default: while it cannot
+        give every class left a rule, wrong answers cost only on the classes it still can
+        (see :func:`_free_classes`).
         """
-        beam = [{}]  # a conjunction: {(feature, op): bin index}, at most one bound per side
-        best, best_score = None, 0.0
-        for _ in range(self.max_conditions):
+        open_rows = np.arange(len(self.y))
+        hist = self.histogram(open_rows)
+        for grown in count():
+            if len(open_rows) < self.min_support:
+                return
+            open_counts = hist[0].sum(axis=1)
+            free = _free_classes(open_counts, max(budget - grown, 1))
+            bounds = self._best_bounds(_Node({}, open_rows, hist), open_counts, error_cost, free)
+            if bounds is None:
+                return
+            answered = self._mask(bounds, open_rows)
+            if answered.all():
+                return  # a rule for every row left is the default's job
+            conditions = self._refined(bounds, open_rows)
+            if 2 * answered.sum() <= len(answered):
+                hist = hist - self.histogram(open_rows[answered])
+                open_rows = open_rows[~answered]
+            else:
+                open_rows = open_rows[~answered]
+                hist = self.histogram(open_rows)
+            yield conditions
+
+    def _best_bounds(self, root: _Node, open_counts: np.ndarray, error_cost: float, free):
+        """Bounds of the best-scoring conjunction over ``root``'s rows, or None.
+
+        The beam keeps two kinds of conjunctions: those with the highest score (good rules
+        now, see :meth:`_extensions`) and those with the highest FOIL gain over their parent
+        (purer while keeping many rows of one class: good rules after one more condition).
+        The answer is the conjunction seen anywhere in the search with the highest score among
+        those with a positive net gain (they answer more rows right than they cost); a longer
+        one must score strictly higher than a shorter one. None: no conjunction pays.
+        """
+        beam, best, best_score = [root], None, -np.inf
+        for depth in range(self.max_conditions):
             candidates = {}
-            for bounds in beam:
-                rows = open_rows & self._mask(bounds)
-                for candidate in self._extensions(bounds, rows):
-                    candidates.setdefault(_key(candidate[2]), candidate)
+            for node in beam:
+                for candidate in self._extensions(node, open_counts, error_cost, free,
+                                                  depth + 1 < self.max_conditions):
+                    candidates.setdefault(_key(candidate.bounds), candidate)
             if not candidates:
                 break
-            by_score = sorted(candidates.values(), key=lambda c: (-c[0], _key(c[2])))
-            by_growth = sorted(candidates.values(), key=lambda c: (-c[1], _key(c[2])))
-            if by_score[0][0] > best_score:
-                best_score, best = by_score[0][0], by_score[0][2]
-            kept = {_key(c[2]): c[2] for c in by_score[: self.beam_width] + by_growth[: self.beam_width]}
-            beam = list(kept.values())
-        return None if best is None else self._predicates(best)
+            by_score = sorted(candidates.items(), key=lambda kv: (-kv[1].score, kv[0]))
+            by_growth = sorted(candidates.items(), key=lambda kv: (-kv[1].growth, kv[0]))
+            paying = next((c for _, c in by_score if c.gain > 0), None)
+            if paying is not None and paying.score > best_score:
+                best_score, best = paying.score, paying.bounds
+            if depth + 1 == self.max_conditions:
+                break
+            kept = dict(by_score[: self.beam_width] + by_growth[: self.beam_width])
+            beam = [self._child(candidate) for candidate in kept.values()]
+        return best
 
-    def _extensions(self, bounds: dict, rows: np.ndarray):
-        """Yield (score, growth, extended bounds) for the best one-condition extensions.
+    def _extensions(self, node: _Node, open_counts: np.ndarray, error_cost: float, free,
+                    grow: bool):
+        """The ``beam_width`` best one-condition extensions of ``node`` by score and, with
+        ``grow``, by FOIL gain (their growth is zero otherwise).
 
-        ``score`` is the extended rule's net gain, ``growth`` its FOIL gain; the
-        ``beam_width`` best by each are yielded.
+        The net gain is ``correct - error_cost * wrong``, where ``wrong`` leaves out rows of
+        ``free`` classes (:func:`_free_classes`); the score is the net gain less
+        ``miss_cost * missed``, where ``missed`` counts the open rows of the answered class the
+        rule leaves to later rules (``open_counts``: the open rows' class counts). Rows a rule
+        leaves behind need another rule for the same class, so among rules right as often,
+        the one that answers a class whole makes a shorter list.
         """
-        parent = np.bincount(self.y[rows], minlength=self.k)
-        counts_le, counts_gt = self._condition_counts(rows)
-        counts = np.stack([counts_le, counts_gt])  # (2, d, bins-1, k)
-        allowed = self._allowed(counts)
-        score = np.where(allowed, self._score(counts), -np.inf).ravel()
-        growth = np.where(allowed, _foil_gain(counts, parent), -np.inf).ravel()
-        top = np.concatenate([np.argsort(-score, kind="stable")[: self.beam_width],
-                              np.argsort(-growth, kind="stable")[: self.beam_width]])
+        d, k, n_bins = node.hist.shape
+        parent = node.hist[0].sum(axis=1)
+        counts = np.empty((2, d, k, n_bins - 1), dtype=np.int32)  # x <= t_b, x > t_b
+        np.cumsum(node.hist[..., :-1], axis=-1, dtype=np.int32, out=counts[0])
+        np.subtract(parent[:, None], counts[0], out=counts[1])
+        support = counts.sum(axis=2)
+        # a condition that keeps every row of the node changes nothing
+        allowed = self.valid & (support >= self.min_support) & (support < parent.sum())
+        correct, answer = _majority(counts)
+        wrong = support - correct
+        if free is not None:
+            mask, next_class = free
+            excused = counts[:, :, mask].sum(axis=2) - np.where(
+                mask[answer], correct, counts[:, :, next_class])
+            wrong -= excused
+        gain = correct - error_cost * wrong
+        score = np.where(allowed, gain - self.miss_cost * (open_counts[answer] - correct), -np.inf)
+        growth = np.where(allowed, _foil_gain(counts, parent), -np.inf) if grow else None
+        top = _top(score, self.beam_width)
+        if grow:
+            top = np.concatenate([top, _top(growth, self.beam_width)])
         for index in dict.fromkeys(top.tolist()):
-            if not np.isfinite(score[index]):
-                continue
-            side, feature, b = np.unravel_index(index, counts.shape[:-1])
-            op = "<=" if side == 0 else ">"
-            yield float(score[index]), float(growth[index]), _tightened(bounds, int(feature), op, int(b))
+            side, feature, b = np.unravel_index(index, score.shape)
+            if np.isfinite(score[side, feature, b]):
+                yield _Candidate(float(score[side, feature, b]), float(gain[side, feature, b]),
+                                 float(growth[side, feature, b]) if grow else 0.0,
+                                 node, int(feature), "<=" if side == 0 else ">", int(b))
 
-    def _condition_counts(self, rows: np.ndarray):
-        """Class counts of ``x_j <= t_b`` and ``x_j > t_b`` among ``rows``: (d, bins-1, k) each."""
-        d, k, n_bins = self.codes.shape[1], self.k, self.n_bins
-        offsets = (np.arange(d) * n_bins * k)[None, :]
-        hist = np.zeros(d * n_bins * k, dtype=np.int64)
-        index = np.flatnonzero(rows)
-        step = max(1, _CHUNK_CELLS // max(d, 1))
-        for start in range(0, len(index), step):
-            chunk = index[start:start + step]
-            cells = offsets + self.codes[chunk].astype(np.int64) * k + self.y[chunk, None]
-            hist += np.bincount(cells.ravel(), minlength=hist.size)
-        cumulative = np.cumsum(hist.reshape(d, n_bins, k), axis=1)
-        counts_le = cumulative[:, :-1, :]
-        return counts_le, cumulative[:, -1:, :] - counts_le
+    def _child(self, candidate: _Candidate) -> _Node:
+        """The candidate as a node, its histogram counted on the smaller side of the split."""
+        parent = candidate.node
+        inside = self._mask({(candidate.feature, candidate.op): candidate.bin}, parent.rows)
+        rows = parent.rows[inside]
+        if 2 * len(rows) <= len(parent.rows):
+            hist = self.histogram(rows)
+        else:
+            hist = parent.hist - self.histogram(parent.rows[~inside])
+        return _Node(candidate.bounds, rows, hist)
 
-    def _allowed(self, counts: np.ndarray) -> np.ndarray:
-        """Candidates with a real threshold and at least ``min_support`` rows."""
-        return self.valid & (counts.sum(axis=-1) >= self.min_support)
-
-    def _score(self, counts: np.ndarray) -> np.ndarray:
-        """``correct - error_cost * wrong`` per candidate."""
-        correct = counts.max(axis=-1)
-        return correct - self.error_cost * (counts.sum(axis=-1) - correct)
-
-    def _mask(self, bounds: dict) -> np.ndarray:
-        mask = np.ones(self.codes.shape[0], dtype=bool)
+    def _mask(self, bounds: dict, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` satisfy every bound."""
+        mask = np.ones(len(rows), dtype=bool)
         for (feature, op), b in bounds.items():
-            column = self.codes[:, feature]
+            column = self.codes[feature, rows]
             mask &= column <= b if op == "<=" else column > b
         return mask
 
-    def _predicates(self, bounds: dict) -> tuple[Predicate, ...]:
-        return tuple(Predicate(feature, op, float(self.thresholds[feature][b]))
-                     for (feature, op), b in sorted(bounds.items()))
+    def _refined(self, bounds: dict, open_rows: np.ndarray) -> tuple[Predicate, ...]:
+        """The bounds as predicates that decide the open rows alike, each threshold mid-gap.
+
+        A condition that excludes none of the open rows the others let through is dropped.
+        Each threshold then moves to the middle of the gap between the values it separates
+        among the open rows the other conditions let through.
+        """
+        bounds = dict(bounds)
+        for side in sorted(bounds):
+            others = {s: b for s, b in bounds.items() if s != side}
+            rows = open_rows[self._mask(others, open_rows)]
+            if self._mask({side: bounds[side]}, rows).all():
+                del bounds[side]
+        predicates = []
+        for (feature, op), b in sorted(bounds.items()):
+            others = {s: v for s, v in bounds.items() if s != (feature, op)}
+            rows = open_rows[self._mask(others, open_rows)]
+            below = self.codes[feature, rows] <= b
+            values = self.X[rows, feature].astype(np.float64)
+            threshold = _midpoint(values[below].max(), values[~below].min())
+            predicates.append(Predicate(feature, op, threshold))
+        return tuple(predicates)
 
 
-def _tightened(bounds: dict, feature: int, op: str, b: int) -> dict:
-    """``bounds`` AND ``x_feature op t_b``: a second bound on one side keeps the tighter one."""
-    extended = dict(bounds)
-    old = bounds.get((feature, op))
-    if old is not None:
-        b = min(old, b) if op == "<=" else max(old, b)
-    extended[(feature, op)] = b
-    return extended
+def _free_classes(open_counts: np.ndarray, remaining: int):
+    """Classes whose rows a rule may answer wrongly at no cost: a boolean mask and the class
+    that is free only for rules answering one of the others; None when no class is free.
+
+    After a rule for ``a``, ``remaining`` more rules (the default included) can answer at most
+    the ``remaining`` largest other classes of the open rows, so a row of any other class is
+    wrong wherever it goes. The free classes are those outside the ``remaining`` largest;
+    for a rule answering one of the largest, the next largest is not free (it moves up).
+    This lets a small list answer its classes with broad conditions, as a small tree does.
+    """
+    if remaining >= np.count_nonzero(open_counts) - 1:
+        return None
+    order = np.argsort(-open_counts, kind="stable")
+    mask = np.zeros(len(open_counts), dtype=bool)
+    mask[order[remaining:]] = True
+    return mask, order[remaining]
+
+
+def _majority(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The largest count over axis 2 (classes) and its class, the first on ties.
+
+    One pass per class over whole arrays of candidates: numpy's argmax over a middle axis is
+    several times slower.
+    """
+    correct = counts[:, :, 0].copy()
+    answer = np.zeros(correct.shape, dtype=np.intp)
+    for c in range(1, counts.shape[2]):
+        answer[counts[:, :, c] > correct] = c
+        np.maximum(correct, counts[:, :, c], out=correct)
+    return correct, answer
+
+
+def _midpoint(low: float, high: float) -> float:
+    """A threshold in ``[low, high)`` halfway between them where float64 allows."""
+    middle = low + (high - low) / 2
+    return float(middle if low <= middle < high else low)
+
+
+def _top(values: np.ndarray, n: int) -> np.ndarray:
+    """Flat indices of the ``n`` largest ``values``, largest first, ties by lowest index.
+
+    Only the ``n`` rows (last axis) with the largest maxima can hold them, so only those rows
+    are ranked: far cheaper than partitioning every value.
+    """
+    if values.size == 0:
+        return np.empty(0, dtype=np.intp)
+    rows = values.reshape(-1, values.shape[-1])
+    first = rows.argmax(axis=1)
+    flat = np.arange(len(rows)) * rows.shape[1] + first
+    best_rows = np.lexsort((flat, -rows[np.arange(len(rows)), first]))[:n]
+    chosen = (best_rows[:, None] * rows.shape[1] + np.arange(rows.shape[1])).ravel()
+    return chosen[np.lexsort((chosen, -values.ravel()[chosen]))[:n]]
 
 
 def _foil_gain(counts: np.ndarray, parent: np.ndarray) -> np.ndarray:
     """Best over classes of FOIL's gain ``p1 * (log(p1 / n1) - log(p0 / n0))``.
 
-    ``counts`` has the candidates' class counts on its last axis, ``parent`` the class counts
-    of the conjunction they extend.
+    ``counts`` has the candidates' class counts on axis 2, ``parent`` the class counts of the
+    conjunction they extend. In float32: it only ranks candidates for the beam.
     """
-    total = counts.sum(axis=-1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        gain = counts * (np.log(counts / total) - np.log(parent / parent.sum()))
-    return np.nan_to_num(gain, nan=0.0, neginf=0.0).max(axis=-1)
+    counts = counts.astype(np.float32)
+    log_counts = np.log(counts, out=np.zeros_like(counts), where=counts > 0)
+    total = counts.sum(axis=2, keepdims=True)
+    log_total = np.log(total, out=np.zeros_like(total), where=total > 0)
+    prior = np.zeros(len(parent), dtype=np.float32)
+    np.log(parent / parent.sum(), out=prior, where=parent > 0, casting="same_kind")
+    log_counts -= log_total
+    log_counts -= prior[:, None]
+    log_counts *= counts
+    return log_counts.max(axis=2)
 
 
 def _key(bounds: dict) -> tuple:
     return tuple(sorted(bounds.items()))
+
+
+class _Rows(NamedTuple):
+    """The rows a list is judged on: training rows and labels, validation rows and labels."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    k: int
+
+
+class _Listing:
+    """Conjunctions in order, and which of them answers each training and validation row.
+
+    ``fired[i] == len(conjunctions)`` means the default answers row ``i``. Each rule answers
+    the majority class of the training rows it answers; the default with none answers the
+    majority of all training rows.
+    """
+
+    def __init__(self, conjunctions: list, fired: np.ndarray, fired_val: np.ndarray, data):
+        self.conjunctions, self.data = conjunctions, data
+        self.fired, self.fired_val = fired, fired_val
+        k = data.k
+        self.counts = np.bincount(fired * k + data.y, minlength=(len(conjunctions) + 1) * k
+                                  ).reshape(-1, k)
+        self.answers = np.argmax(self.counts, axis=1)
+        if not self.counts[-1].any():
+            self.answers[-1] = np.argmax(np.bincount(data.y, minlength=k))
+
+    @classmethod
+    def build(cls, conjunctions: list, data: _Rows):
+        conjunctions = list(conjunctions)
+        return cls(conjunctions, _first_covering(conjunctions, data.X),
+                   _first_covering(conjunctions, data.X_val), data)
+
+    def __len__(self) -> int:
+        return len(self.conjunctions)
+
+    def predictions(self, validation: bool = False) -> np.ndarray:
+        return self.answers[self.fired_val if validation else self.fired]
+
+    def fidelity(self, validation: bool = False) -> float:
+        truth = self.data.y_val if validation else self.data.y
+        return float(np.mean(self.predictions(validation) == truth))
+
+    def prefix(self, m: int):
+        """The first ``m`` rules; the default answers the rest."""
+        return _Listing(self.conjunctions[:m], np.minimum(self.fired, m),
+                        np.minimum(self.fired_val, m), self.data)
+
+    def without(self, i: int):
+        """The list without rule ``i``: its rows go to the next rule that covers them."""
+        later = self.conjunctions[i + 1:]
+        fired = []
+        for old, X in ((self.fired, self.data.X), (self.fired_val, self.data.X_val)):
+            rows = np.flatnonzero(old == i)
+            new = old.copy()
+            new[rows] = i + 1 + _first_covering(later, X, rows)
+            fired.append(new - (new > i))
+        return _Listing(self.conjunctions[:i] + later, *fired, self.data)
+
+    def without_redundant(self):
+        """Drop, while any is, a rule whose removal changes no training or validation answer.
+
+        Rules are tried first to last, in passes until one drops nothing.
+        """
+        listing, dropped = self, True
+        while dropped:
+            dropped, i = False, 0
+            while i < len(listing):
+                shorter = listing.without(i)
+                if all(np.array_equal(shorter.predictions(v), listing.predictions(v))
+                       for v in (False, True)):
+                    listing, dropped = shorter, True
+                else:
+                    i += 1
+        return listing
+
+    def ir_rules(self) -> tuple[Rule, ...]:
+        """The rules with the support, precision and class distribution of what they answer.
+
+        A default that answers no training row has the training distribution, support 0.
+        """
+        rules = [_rule(c, counts, answer) for c, counts, answer
+                 in zip(self.conjunctions, self.counts, self.answers)]
+        if self.counts[-1].any():
+            return (*rules, _rule((), self.counts[-1], self.answers[-1]))
+        overall = _rule((), np.bincount(self.data.y, minlength=self.data.k), self.answers[-1])
+        return (*rules, Rule((), overall.prediction, overall.proba, 0, 0.0))
+
+
+def _rule(conditions, counts: np.ndarray, answer: int) -> Rule:
+    total = counts.sum()
+    proba = counts / total
+    return Rule(tuple(conditions), int(answer), tuple(float(p) for p in proba), int(total),
+                float(proba[answer]))
+
+
+def _first_covering(conjunctions: list, X: np.ndarray, rows: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Per row of ``rows`` (default: all), the index of the first conjunction covering it.
+
+    ``len(conjunctions)`` where none does. Features are compared in float64, as in the IR.
+    """
+    rows = np.arange(X.shape[0]) if rows is None else rows
+    fired = np.full(len(rows), len(conjunctions), dtype=np.intp)
+    waiting = np.arange(len(rows))
+    for index, conditions in enumerate(conjunctions):
+        hit = waiting
+        for p in conditions:
+            column = X[rows[hit], p.feature].astype(np.float64)
+            hit = hit[column <= p.threshold if p.op == "<=" else column > p.threshold]
+        fired[hit] = index
+        keep = np.ones(len(waiting), dtype=bool)
+        keep[np.searchsorted(waiting, hit)] = False
+        waiting = waiting[keep]
+    return fired

@@ -1,13 +1,14 @@
-"""Sparse linear surrogate: an L1 / elastic-net multinomial logistic head with a weight budget."""
+"""Sparse linear surrogate: an L1 / elastic-net multinomial logistic head with a weight budget.
 
-import warnings
+The regularization path is solved by proximal gradient (FISTA) in torch, on CPU or GPU; torch
+is imported only when a model is fitted, so loading and exporting a head never needs it.
+"""
+
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import l1_min_c
 from sklearn.utils._param_validation import Interval
 
 from ..ir import LinearModel
@@ -15,15 +16,35 @@ from ._base import SurrogateMixin
 
 __all__ = ["SparseLinearSurrogate"]
 
+_GROW = 1.1  # FISTA's step grows by this factor per iteration, and halves where too long
+_BISECTIONS = 4  # penalties tried between the budget's last grid point and the next
+
 
 class SparseLinearSurrogate(SurrogateMixin):
     """Multinomial logistic regression on standardized features, sparse by an L1 penalty.
 
-    The regularization path is walked from the penalty that zeroes every weight towards weaker
-    penalties (warm-started saga) until a class needs more than ``max_nonzero_per_class``
-    weights or the head imitates every training label; the kept point is the one with the best
-    training fidelity within the budget. The standardization is
-    folded into the IR's weights, so exports read raw features.
+    Minimizes, on standardized features ``Z`` (intercepts unpenalized)::
+
+        mean cross-entropy(softmax(Z @ W.T + b), y)
+            + penalty * (l1_ratio * |W|_1 + (1 - l1_ratio) / 2 * |W|_2^2)
+
+    (glm-saga's objective) along a path of penalties, log-spaced from ``lambda_max``, the
+    smallest penalty whose solution has no weight (read off the gradient at the
+    intercept-only model), down ``path_span`` decades. Each point starts from the previous
+    solution, extrapolated along the path, and is solved by FISTA, full batch, in float64,
+    with backtracking from the Böhning step and adaptive restart, on a working set of
+    features grown until the KKT conditions hold on all of them. It agrees with
+    scikit-learn's saga on the same objective (``C = 1 / (penalty * n_samples)``), several
+    times faster (experiments/README.md).
+
+    The walk stops at the first point where a class needs more than
+    ``max_nonzero_per_class`` weights, then bisects four penalties between it and the last
+    point within the budget (a grid step can add several weights at once), or stops once a
+    point imitates every training and every validation label. Of the points within the
+    budget, the kept one has the best fidelity on the validation rows (``eval_set``; ties
+    go to the training fidelity, then to the earlier point). With ``refit`` its support is
+    then refitted without the L1 penalty. The standardization is folded into the IR's
+    weights, so exports read raw features.
 
     Parameters
     ----------
@@ -32,24 +53,47 @@ class SparseLinearSurrogate(SurrogateMixin):
     l1_ratio : float, default=1.0
         1.0 is the lasso; below 1 mixes in an L2 penalty (elastic net).
     n_penalties : int, default=40
-        Points on the path, log-spaced over ``path_span`` decades.
-    path_span : float, default=2.0
-        Decades of ``C`` the path covers above the smallest useful ``C``.
-    max_iter : int, default=200
-        saga iterations per path point.
-    tol : float, default=1e-3
-        saga stopping tolerance.
-    random_state : int, default=0
-        Seeds saga's sample order.
+        Points on the path, ``lambda_max`` included.
+    path_span : float, default=3.0
+        Decades the path covers below ``lambda_max``.
+    max_iter : int, default=1000
+        FISTA iterations allowed per path point.
+    tol : float, default=1e-4
+        A point is solved when no coordinate of the gradient mapping (the proximal step
+        divided by its length) exceeds ``tol * lambda_max``.
+    refit : bool, default=True
+        Refit the kept support with a tiny L2 penalty (``1e-3 * lambda_max``) instead of
+        the L1 one, which shrinks every kept weight. At equal non-zeros it raised test
+        fidelity on the Fashion-MNIST run's embeddings from 0.88 to 0.95 (5 weights per
+        class), on the digits run's from 0.76 to 0.90 (3), on scikit-learn's digits pixels
+        from 0.73 to 0.86 (5), for a few dozen more iterations; see experiments/README.md.
+    device : str, default="cpu"
+        The torch device that solves the path, such as ``"cuda"``.
+    n_threads : int or None, default=1
+        torch's CPU threads while solving (restored afterwards); None keeps torch's
+        setting. The path's products are small: split over threads they gain little, and
+        on a busy machine the threads' waits made fits a hundred times slower. One thread
+        also gives the same bits whatever the machine's core count.
 
     Attributes
     ----------
     path_ : list of dict
-        Each visited path point: ``C``, ``max_nonzero_per_class`` and training ``fidelity``.
+        Each visited point: ``penalty``, ``max_nonzero_per_class``, ``total_nonzero``,
+        ``train_fidelity``, ``val_fidelity`` and FISTA ``n_iter``, before any refit.
+    path_index_ : int
+        The kept point's position in ``path_``.
     n_iter_ : int
-        saga iterations over the whole path.
+        FISTA iterations over the whole path (and the refit).
     scaler_ : StandardScaler
         The standardization folded into ``model_``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> head = SparseLinearSurrogate(max_nonzero_per_class=2).fit(X, y)
+    >>> int(head.model_.nonzero_per_class.max()) <= 2
+    True
     """
 
     _parameter_constraints = {
@@ -59,68 +103,281 @@ class SparseLinearSurrogate(SurrogateMixin):
         "path_span": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
-        "random_state": ["random_state"],
+        "refit": ["boolean"],
+        "device": [str],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, max_nonzero_per_class=10, l1_ratio=1.0, n_penalties=40, path_span=2.0,
-                 max_iter=200, tol=1e-3, random_state=0):
+    def __init__(self, max_nonzero_per_class=10, l1_ratio=1.0, n_penalties=40, path_span=3.0,
+                 max_iter=1000, tol=1e-4, refit=True, device="cpu", n_threads=1):
         self.max_nonzero_per_class = max_nonzero_per_class
         self.l1_ratio = l1_ratio
         self.n_penalties = n_penalties
         self.path_span = path_span
         self.max_iter = max_iter
         self.tol = tol
-        self.random_state = random_state
+        self.refit = refit
+        self.device = device
+        self.n_threads = n_threads
 
     def _fit_model(self, X, y, n_classes, names, X_val, y_val):
         self.scaler_ = StandardScaler().fit(X)
-        Z = self.scaler_.transform(X)
-        coef, intercept = self._walk_path(Z, y, n_classes)
-        scale = self.scaler_.scale_
-        raw_coef = coef / scale
+        coef, intercept = self._walk_path(self.scaler_.transform(X), y, n_classes,
+                                          self.scaler_.transform(X_val), y_val)
+        raw_coef = coef / self.scaler_.scale_
         raw_intercept = intercept - raw_coef @ self.scaler_.mean_
         return LinearModel(**names, coef=raw_coef, intercept=raw_intercept)
 
-    def _walk_path(self, Z, y, n_classes):
-        """Return (coef, intercept) of shape (n_classes, d) and (n_classes,) on standardized Z."""
-        self.path_, self.n_iter_ = [], 0
+    def _walk_path(self, Z, y, n_classes, Z_val, y_val):
+        """(coef, intercept) of shape (n_classes, d) and (n_classes,) on standardized ``Z``."""
+        self.path_, self.n_iter_, self.path_index_ = [], 0, 0
         if n_classes == 1:
             return np.zeros((1, Z.shape[1])), np.zeros(1)
-        solver = LogisticRegression(l1_ratio=self.l1_ratio, solver="saga", max_iter=self.max_iter,
-                                    tol=self.tol, warm_start=True, random_state=self.random_state)
-        best = None
-        for C in self._penalty_grid(Z, y):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                solver.set_params(C=C).fit(Z, y)
-            self.n_iter_ += int(np.max(solver.n_iter_))
-            coef, intercept = _as_multiclass(solver.coef_, solver.intercept_)
-            nonzero = int(np.count_nonzero(coef, axis=1).max())
-            fidelity = float(np.mean(np.argmax(Z @ coef.T + intercept, axis=1) == y))
-            self.path_.append({"C": float(C), "max_nonzero_per_class": nonzero, "fidelity": fidelity})
-            if nonzero > self.max_nonzero_per_class:
+        with _torch_threads(self.n_threads):
+            return self._solve_path(_Problem(Z, y, n_classes, Z_val, y_val, self.device))
+
+    def _solve_path(self, problem):
+        best = {"key": None, "theta": None}
+
+        def visit(penalty) -> bool:
+            """Solve at ``penalty`` and record the point; is it within the budget?"""
+            point = problem.solve(penalty, self.l1_ratio, self.max_iter, self.tol)
+            self.path_.append(point)
+            self.n_iter_ += point["n_iter"]
+            if point["max_nonzero_per_class"] > self.max_nonzero_per_class:
+                return False
+            key = (point["val_fidelity"], point["train_fidelity"])
+            if best["key"] is None or key > best["key"]:
+                best.update(key=key, theta=problem.theta.clone())
+                self.path_index_ = len(self.path_) - 1
+            return True
+
+        inside = None
+        for penalty in problem.penalties(self.l1_ratio, self.n_penalties, self.path_span):
+            if not visit(penalty):
+                _bisect(visit, problem, *inside, penalty)
                 break
-            if best is None or fidelity > best[0]:
-                best = (fidelity, coef, intercept)
-            if fidelity == 1.0:  # weaker penalties can only add weights
+            inside = (penalty, problem.state())
+            if best["key"] == (1.0, 1.0):  # no later point can win: ties go to the sparser
                 break
-        if best is None:
-            return np.zeros((n_classes, Z.shape[1])), _log_prior(y, n_classes)
-        return best[1], best[2]
-
-    def _penalty_grid(self, Z, y) -> np.ndarray:
-        c_min = l1_min_c(Z, y, loss="log", fit_intercept=True)
-        return c_min * np.logspace(0, self.path_span, self.n_penalties)
+        theta = best["theta"]
+        if self.refit:
+            theta, n_iter = problem.refit(theta, self.max_iter, self.tol)
+            self.n_iter_ += n_iter
+        return problem.split(theta)
 
 
-def _as_multiclass(coef: np.ndarray, intercept: np.ndarray):
-    """scikit-learn's binary (1, d) logistic coefficients as two softmax rows [0, w]."""
-    if coef.shape[0] > 1:
-        return coef.copy(), intercept.copy()
-    return np.vstack([np.zeros_like(coef[0]), coef[0]]), np.array([0.0, intercept[0]])
+def _bisect(visit, problem, inside, state, outside):
+    """Visit ``_BISECTIONS`` penalties between the last grid point within the budget
+    (``inside``, its solver ``state``) and the first past it, each the geometric middle of the
+    tightest pair so far, started from the last solution within the budget.
+
+    A grid step can add several weights at once: at one weight per class the Fashion-MNIST
+    path went from none to two, and the budget kept the empty model.
+    """
+    for _ in range(_BISECTIONS):
+        problem.restore(state)
+        middle = (inside * outside) ** 0.5
+        if visit(middle):
+            inside, state = middle, problem.state()
+        else:
+            outside = middle
 
 
-def _log_prior(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """Intercepts of the empty model: the log class frequencies."""
-    counts = np.bincount(y, minlength=n_classes) + 1.0
-    return np.log(counts / counts.sum())
+class _Problem:
+    """The path's data on the solver's device and the current solution ``theta``.
+
+    ``theta`` has shape (n_classes, d + 1): weights, then the intercept column, which is
+    never penalized. torch is imported here, when a head is fitted. Rows are stored as
+    columns (``ZT``, logits of shape (n_classes, n)): the softmax then runs over contiguous
+    memory, several times faster on CPU than across short rows.
+
+    Each point is solved on a working set of features (Tibshirani et al.'s sequential strong
+    rule, then the KKT conditions checked on every feature, violators added and the point
+    solved again): the products, which read every row, read only the features that can
+    carry weight, a fraction of them early on the path, where a budget stops it.
+    """
+
+    def __init__(self, Z, y, n_classes, Z_val, y_val, device):
+        import torch
+
+        self.torch = torch
+        self.n = len(y)
+        as_tensor = {"dtype": torch.float64, "device": torch.device(device)}
+        self.ZT = _with_ones(torch, torch.as_tensor(Z, **as_tensor))
+        self.ZT_val = _with_ones(torch, torch.as_tensor(Z_val, **as_tensor))
+        self.y = torch.as_tensor(y, device=as_tensor["device"])
+        self.y_val = torch.as_tensor(y_val, device=as_tensor["device"])
+        # the loss's gradient is (softmax(logits) - one_hot(y)) [Z, 1] / n; the one-hot part
+        # is constant, and a dense one-hot would not fit at 1000 classes and many rows
+        self.class_sums = torch.zeros(n_classes, len(self.ZT), **as_tensor).index_add_(
+            0, self.y, self.ZT.T, alpha=1.0 / self.n)
+        # the intercept-only optimum, and the gradient there
+        self.theta = torch.zeros(n_classes, len(self.ZT), **as_tensor)
+        self.theta[:, -1] = self.class_sums[:, -1].log()
+        self.gradient, self.logits = self._full_gradient(self.theta)
+        # Böhning: the softmax loss's Hessian is below (1/2) [Z, 1]^T [Z, 1] / n per class
+        gram = self.ZT @ self.ZT.T / self.n
+        self.min_step = 1.0 / (0.5 * torch.linalg.eigvalsh(gram)[-1].item())
+        self.step = self.min_step
+        self.lambda_max, self.previous = 0.0, None
+
+    def penalties(self, l1_ratio, n_penalties, path_span) -> np.ndarray:
+        """Log-spaced penalties from ``lambda_max`` down ``path_span`` decades."""
+        self.lambda_max = self._feature_gradient().max().item() / l1_ratio
+        if self.lambda_max == 0.0:  # no feature moves the loss: the intercepts are the model
+            return np.zeros(1)
+        return self.lambda_max * np.logspace(0, -path_span, n_penalties)
+
+    def solve(self, penalty, l1_ratio, max_iter, tol) -> dict:
+        """Solve at ``penalty`` from the current ``theta``; the path point's record."""
+        n_iter = 0
+        if penalty < self.lambda_max:  # at lambda_max the intercept-only start is the solution
+            l1, l2, slack = penalty * l1_ratio, penalty * (1 - l1_ratio), tol * self.lambda_max
+            working = self._carries_weight(self.theta) | (self._feature_gradient() > l1)
+            # the grid is even in log(penalty): extrapolating the last step along it cut the
+            # iterations of a Fashion-MNIST path by a third
+            start = self.theta if self.previous is None else 2 * self.theta - self.previous
+            self.previous = self.theta
+            while True:
+                self.theta, iterations = self._fista_on(working, start, l1, l2, max_iter, slack)
+                n_iter += iterations
+                self.gradient, self.logits = self._full_gradient(self.theta)
+                violators = ~working & (self._feature_gradient() > l1 + slack)
+                if not violators.any():
+                    break
+                working |= violators
+                start = self.theta
+        nonzero = (self.theta[:, :-1] != 0).sum(dim=1)
+        return {"penalty": float(penalty),
+                "max_nonzero_per_class": int(nonzero.max()),
+                "total_nonzero": int(nonzero.sum()),
+                "train_fidelity": _agreement(self.logits, self.y),
+                "val_fidelity": _agreement(self.theta @ self.ZT_val, self.y_val),
+                "n_iter": n_iter}
+
+    def refit(self, theta, max_iter, tol):
+        """``theta``'s support refitted with the tiny ridge ``1e-3 * lambda_max`` alone.
+
+        The support is fixed, so a looser tolerance (``10 * tol``) cannot make it wrong; it
+        halved the refit's iterations and moved no fidelity by more than a test row.
+        """
+        if self.lambda_max == 0.0:
+            return theta, 0
+        return self._fista_on(self._carries_weight(theta), theta, 0.0, 1e-3 * self.lambda_max,
+                              max_iter, 10 * tol * self.lambda_max, keep_zeros=True)
+
+    def state(self):
+        """What ``restore`` needs to solve again from the current point."""
+        return self.theta, self.gradient, self.logits
+
+    def restore(self, state):
+        self.theta, self.gradient, self.logits = state
+        self.previous = None  # off the even grid: nothing to extrapolate along
+
+    def split(self, theta):
+        theta = theta.cpu().numpy()
+        return theta[:, :-1].copy(), theta[:, -1].copy()
+
+    def _carries_weight(self, theta):
+        """Features with a non-zero weight in some class, shape (d,)."""
+        return (theta[:, :-1] != 0).any(dim=0)
+
+    def _feature_gradient(self):
+        """Each feature's largest gradient magnitude over the classes, shape (d,)."""
+        return self.gradient[:, :-1].abs().amax(dim=0)
+
+    def _full_gradient(self, theta):
+        """The loss's gradient at ``theta`` on every feature, and the logits there."""
+        logits = theta @ self.ZT
+        probabilities = self.torch.softmax(logits, dim=0)
+        return self._gradient(probabilities, self.ZT, self.class_sums), logits
+
+    def _gradient(self, probabilities, ZT, class_sums):
+        """The mean cross-entropy's gradient from the softmax, (n_classes, n)."""
+        return self.torch.addmm(class_sums, probabilities, ZT.T, beta=-1, alpha=1.0 / self.n)
+
+    def _fista_on(self, working, theta, l1, l2, max_iter, tol, keep_zeros=False):
+        """``_fista`` on the ``working`` features and the intercepts; the rest stay zero."""
+        columns = self.torch.cat([working, working.new_ones(1)]).nonzero().squeeze(1)
+        keep = theta[:, columns] != 0 if keep_zeros else None
+        if keep is not None:
+            keep[:, -1] = True
+        solved, n_iter = self._fista(theta[:, columns], self.ZT[columns],
+                                     self.class_sums[:, columns], l1, l2, max_iter, tol, keep)
+        full = self.torch.zeros_like(theta)
+        full[:, columns] = solved
+        return full, n_iter
+
+    def _fista(self, theta, ZT, class_sums, l1, l2, max_iter, tol, keep=None):
+        """FISTA with backtracking and adaptive restart from ``theta``; (solution, iterations).
+
+        Minimizes the mean cross-entropy of ``theta @ ZT`` plus the penalties: the proximal
+        step soft-thresholds the weights (not the last, intercept column) by ``step * l1``
+        and shrinks them by ``1 + step * l2``; entries outside ``keep`` stay zero. The step
+        grows by ``_GROW`` each iteration and halves until the quadratic upper bound holds,
+        never below the Böhning step, which always does: where the softmax saturates, the
+        accepted steps are hundreds of times longer. Logits are linear in ``theta``, so the
+        momentum point's come without a product.
+        """
+        torch = self.torch
+        x, logits_x, t = theta, theta @ ZT, 1.0
+        y, logits_y = x, logits_x
+        for n_iter in range(1, max_iter + 1):
+            log_p = torch.log_softmax(logits_y, dim=0)
+            loss_y = self._loss(log_p)
+            gradient = self._gradient(log_p.exp_(), ZT, class_sums)
+            self.step *= _GROW
+            while True:
+                v = torch.add(y, gradient, alpha=-self.step)
+                x_new = torch.nn.functional.softshrink(v, self.step * l1)
+                x_new[:, -1] = v[:, -1]
+                if l2:
+                    x_new[:, :-1] *= 1.0 / (1.0 + self.step * l2)
+                if keep is not None:
+                    x_new.mul_(keep)
+                move = x_new - y
+                logits_new = x_new @ ZT
+                if self.step <= self.min_step:
+                    break
+                bound = loss_y + (gradient * move).sum() + (move * move).sum() / (2 * self.step)
+                if (self._loss(torch.log_softmax(logits_new, dim=0)) <= bound).item():
+                    break
+                self.step = max(0.5 * self.step, self.min_step)
+            if move.abs().max().item() <= tol * self.step:
+                return x_new, n_iter
+            if (move * (x_new - x)).sum().item() < 0:  # momentum points uphill: restart
+                t = 1.0
+            t_new = 0.5 * (1.0 + (1.0 + 4.0 * t * t) ** 0.5)
+            beta = (t - 1.0) / t_new
+            y = torch.add(x_new, x_new - x, alpha=beta)
+            logits_y = torch.add(logits_new, logits_new - logits_x, alpha=beta)
+            x, logits_x, t = x_new, logits_new, t_new
+        return x, max_iter
+
+    def _loss(self, log_probabilities):
+        return -log_probabilities.gather(0, self.y[None]).mean()
+
+
+def _agreement(logits, y) -> float:
+    """Share of rows whose top logit (logits of shape (n_classes, n)) is the label ``y``."""
+    return logits.argmax(dim=0).eq(y).double().mean().item()
+
+
+@contextmanager
+def _torch_threads(n_threads):
+    """torch's intra-op threads set to ``n_threads`` (None: unchanged) for a block."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _with_ones(torch, Z):
+    """``Z`` transposed, with a row of ones: the intercept's feature; (d + 1, n)."""
+    return torch.cat([Z.T, torch.ones(1, len(Z), dtype=Z.dtype, device=Z.device)]).contiguous()

@@ -2,7 +2,7 @@ import numpy as np
 
 from hybrid.ir import Predicate
 from hybrid.surrogates import RuleListSurrogate
-from hybrid.surrogates.rule_list import _quantile_thresholds, _RuleSearch
+from hybrid.surrogates.rule_list import _bin, _numpy_counter, _quantile_thresholds
 
 
 def _grid_data():
@@ -27,24 +27,27 @@ def test_condition_counts_match_brute_force():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 5))
     y = rng.integers(0, 4, size=300)
-    thresholds = _quantile_thresholds(X, 7)
-    search = _RuleSearch(X, y, 4, thresholds, 2, 2, 1.0, 1)
-    rows = rng.random(300) < 0.6
-    counts_le, counts_gt = search._condition_counts(rows)
+    thresholds = _quantile_thresholds(X, 7, None, 0)
+    n_bins = max(len(t) for t in thresholds) + 1
+    rows = np.flatnonzero(rng.random(300) < 0.6)
+    hist = _numpy_counter(_bin(X, thresholds), y, 4, n_bins)(rows)
+    counts_le = np.cumsum(hist, axis=2)  # (feature, class, bin)
     for j, cut in enumerate(thresholds):
         for b, t in enumerate(cut):
-            le = rows & (X[:, j] <= t)
-            gt = rows & (X[:, j] > t)
-            np.testing.assert_array_equal(counts_le[j, b], np.bincount(y[le], minlength=4))
-            np.testing.assert_array_equal(counts_gt[j, b], np.bincount(y[gt], minlength=4))
+            le = rows[X[rows, j] <= t]
+            gt = rows[X[rows, j] > t]
+            np.testing.assert_array_equal(counts_le[j, :, b], np.bincount(y[le], minlength=4))
+            np.testing.assert_array_equal(counts_le[j, :, -1] - counts_le[j, :, b],
+                                          np.bincount(y[gt], minlength=4))
 
 
-def test_counting_in_chunks_gives_the_same_rules(monkeypatch):
+def test_binning_in_blocks_gives_the_same_rules(monkeypatch):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 6))
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
     whole = RuleListSurrogate().fit(X, y).model_.to_dict()
-    monkeypatch.setattr("hybrid.surrogates.rule_list._CHUNK_CELLS", 50)
+    monkeypatch.setattr("hybrid.surrogates.rule_list._BLOCK_CELLS", 50)
+    monkeypatch.setattr("hybrid.surrogates.rule_list._BLOCK_COLUMNS", 4)
     assert RuleListSurrogate().fit(X, y).model_.to_dict() == whole
 
 
