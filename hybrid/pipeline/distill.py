@@ -9,6 +9,7 @@ byte-identical files; fit times go to the stage's marker.
 """
 
 import logging
+import re
 import time
 
 from sklearn.base import clone
@@ -40,7 +41,9 @@ def check_surrogates_config(config: Config) -> None:
         try:
             factory(**surrogate.params)._validate_params()
         except InvalidParameterError as exc:
-            raise ConfigError(f"key 'surrogates.{key}.params': {exc}") from None
+            named = re.match(r"The '(\w+)' parameter", str(exc))
+            where = f"surrogates.{key}.params" + (f".{named.group(1)}" if named else "")
+            raise ConfigError(f"key '{where}': {exc}") from None
         if surrogate.sweep and kind not in BUDGET_PARAMS:
             raise ConfigError(f"key 'surrogates.{key}.sweep': {kind} has no budget parameter")
 
