@@ -70,9 +70,11 @@ def test_surrogate_files_predict_exactly_like_the_fitted_surrogates_without_torc
               "assert 'torch' not in sys.modules\n"
               "print(json.dumps(out))\n")
     loaded = json.loads(run_python(script))
+    val = FeatureTable.load(run.features("val"))
     for name, surrogate in config.surrogates.items():
         fitted = SURROGATES.create(surrogate.name or name, **surrogate.params)
-        fitted.fit(train.frame(), train.teacher, class_names=train.class_names)
+        fitted.fit(train.frame(), train.teacher, class_names=train.class_names,
+                   eval_set=(val.frame(), val.teacher))
         np.testing.assert_array_equal(loaded[name], fitted.predict(test.frame()))
 
 

@@ -21,7 +21,7 @@ SMALL = [arg for value in ("data.params.n_train=480", "data.params.n_val=120",
 
 
 def _run(config, out):
-    assert main(["run", config, "--out", str(out), *shrunk(epochs=2), *SMALL]) == 0
+    assert main(["run", config, "--out", str(out), *shrunk(epochs=3, lr=0.03), *SMALL]) == 0
     return RunDirectory(out)
 
 
@@ -38,7 +38,8 @@ def test_surrogates_read_named_concepts_and_keep_the_true_ones(shapes):
     assert np.all((table.X >= 0) & (table.X <= 1))  # concept probabilities
     model = load_surrogate(shapes.surrogate("rule_list"))
     assert model.feature_names == OBJECT_CONCEPTS
-    text = (shapes.exports_dir / "rule_list.txt").read_text()
+    text = "".join((shapes.exports_dir / f"{name}.txt").read_text()
+                   for name in ("rule_list", "tree", "sparse_linear"))
     assert any(concept in text for concept in OBJECT_CONCEPTS)
     assert "dim_" not in text
 
