@@ -39,7 +39,8 @@ Fit times: a fit faster than ``--slow`` seconds is repeated ``--repeats`` times 
 the median kept; slower fits are timed once. All in one process, one after the other, with
 ``--threads`` BLAS/OpenMP/torch threads.
 
-Run (digits: a few minutes on one core, BRL most of it)::
+Run (one busy core: digits about two minutes, fashion_mnist half an hour, most of it
+scikit-learn's saga path, CORELS and glm-saga)::
 
     .venv/bin/python experiments/benchmark_surrogates.py --threads 1
     .venv/bin/python experiments/benchmark_surrogates.py --runs runs/digits --skip brl
