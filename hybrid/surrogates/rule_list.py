@@ -21,6 +21,13 @@ binary-only), so this one is ours. Fitting takes three steps.
    is dropped (greedy covering often adds one before the simpler rule that subsumes it; rules
    are grown to a quarter past the budget so that such a rule can be found), and the list is
    cut to the prefix with the best validation fidelity within the budget.
+4. **Noise.** When the list answers every training row right, the training rows no longer say
+   where a boundary should lie: any threshold in a gap, any feature that separates, will do,
+   and unseen rows near a boundary fall on either side. Lists are then also grown on the
+   training rows plus noisy copies of them (vicinal risk minimization, Chapelle et al. 2000),
+   which rewards conditions with room around them and spends the rest of the budget on
+   backup rules; the validation split chooses. On the digits embeddings this took test
+   fidelity from 0.975 (10 rules, every training row right) to 0.989 (16 rules).
 
 Counting is numpy's ``bincount`` one feature at a time; ``device`` moves it to torch. A one-hot
 matrix product (BLAS) was measured and is far slower on CPUs: it multiplies mostly zeros.
@@ -81,6 +88,15 @@ class RuleListSurrogate(SurrogateMixin):
         What one open row of the class a rule answers costs when the rule leaves it to later
         rules. Such rows need another rule, so this prefers rules that answer a class whole
         (shorter lists); it ranks rules, it does not stop growing.
+    noise : float or sequence of float, default=(0.0, 0.25, 0.5)
+        Scales of Gaussian noise, in standard deviations of each feature, for the noisy
+        copies of the training rows (see the module docstring). Tried only with an
+        ``eval_set`` (which chooses among them and the error costs) and only when the list
+        grown without noise answers every training row right; ``noise_`` tells which was kept.
+        ``0`` alone turns noise off.
+    noise_copies : int, default=4
+        Noisy copies of the training rows per scale. Fitting on them takes
+        ``noise_copies + 1`` times the rows' memory and time, hence only where it can help.
     min_support : int, default=5
         Fewest training rows a rule must answer when it is grown.
     subsample : int or None, default=200_000
@@ -99,6 +115,8 @@ class RuleListSurrogate(SurrogateMixin):
         move from these to the middle of the gap they fall in.
     error_cost_ : float
         The error cost of the kept list.
+    noise_ : float
+        The noise scale of the kept list; 0.0 when it was grown on the training rows alone.
     path_ : list of dict
         Validation curve of one fit: for every prefix of the pruned list within the budget,
         ``n_rules`` (the default included), ``train_fidelity`` and ``val_fidelity``.
@@ -106,7 +124,8 @@ class RuleListSurrogate(SurrogateMixin):
         ``train_fidelity``, then fewer rules), less any rule that then changes no answer.
     model_ : RuleListModel
         The learned list in the IR; each rule's ``support``, ``precision`` and ``proba``
-        describe the training rows it answers.
+        describe the training rows it answers (never the noisy copies, except for the
+        ``proba`` of a rule that answers none of the training rows, support 0).
 
     Notes
     -----
@@ -132,6 +151,8 @@ class RuleListSurrogate(SurrogateMixin):
         "beam_width": [Interval(Integral, 1, None, closed="left")],
         "error_cost": [Interval(Real, 0, None, closed="left"), "array-like"],
         "miss_cost": [Interval(Real, 0, None, closed="left")],
+        "noise": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "noise_copies": [Interval(Integral, 1, None, closed="left")],
         "min_support": [Interval(Integral, 1, None, closed="left")],
         "subsample": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
@@ -139,39 +160,85 @@ class RuleListSurrogate(SurrogateMixin):
     }
 
     def __init__(self, max_rules=32, max_conditions=3, n_thresholds=32, beam_width=4,
-                 error_cost=(1.0, 2.0), miss_cost=0.5, min_support=5, subsample=200_000,
-                 random_state=0, device=None):
+                 error_cost=(1.0, 2.0), miss_cost=0.5, noise=(0.0, 0.25, 0.5), noise_copies=4,
+                 min_support=5, subsample=200_000, random_state=0, device=None):
         self.max_rules = max_rules
         self.max_conditions = max_conditions
         self.n_thresholds = n_thresholds
         self.beam_width = beam_width
         self.error_cost = error_cost
         self.miss_cost = miss_cost
+        self.noise = noise
+        self.noise_copies = noise_copies
         self.min_support = min_support
         self.subsample = subsample
         self.random_state = random_state
         self.device = device
 
     def _fit_model(self, X, y, n_classes, names, X_val, y_val):
-        costs = np.atleast_1d(np.asarray(self.error_cost, dtype=np.float64))
-        if costs.ndim != 1 or not len(costs) or not np.all(np.isfinite(costs) & (costs >= 0)):
-            raise ValueError("error_cost must be a non-negative number or a non-empty sequence "
-                             f"of them, got {self.error_cost!r}")
+        costs = _nonnegative(self.error_cost, "error_cost")
+        scales = _nonnegative(self.noise, "noise")
         self.thresholds_ = _quantile_thresholds(X, self.n_thresholds, self.subsample,
                                                 self.random_state)
+        budget = self.max_rules - 1
+        fits = [self._grown(X, y, n_classes, X_val, y_val, cost, 0.0, budget) for cost in costs]
+        best = max(fits, key=_fit_key)
+        # noise has something to teach only when the list already answers every training
+        # row right, and can only be judged on rows of their own
+        if X_val is not X and max(map(_path_key, best.path))[1] == 1.0:
+            fits += [self._grown(X, y, n_classes, X_val, y_val, cost, scale, budget)
+                     for scale in scales if scale > 0 for cost in costs]
+        chosen = max(fits, key=_fit_key)  # ties: the first grown
+        self.error_cost_, self.noise_, self.path_ = chosen.error_cost, chosen.noise, chosen.path
+        point = max(range(len(self.path_)), key=lambda m: _path_key(self.path_[m]))
+        rules = chosen.listing.prefix(point).without_redundant().ir_rules()
+        return RuleListModel(**names, rules=rules)
+
+    def _grown(self, X, y, n_classes, X_val, y_val, error_cost, noise, budget) -> "_Fit":
+        """The list grown with one error cost on the training rows plus, with ``noise``,
+        their noisy copies."""
+        if noise:
+            X, y = _noisy_copies(X, y, noise, self.noise_copies, self.random_state)
         search = _CoveringSearch(X, y, n_classes, self.thresholds_, self.device,
                                  self.max_conditions, self.beam_width, self.miss_cost,
                                  self.min_support)
-        data, budget = _Rows(X, y, X_val, y_val, n_classes), self.max_rules - 1
-        listings = [_kept_rules(search.rules(budget, cost), data, budget) for cost in costs]
-        paths = [_path(listing, budget) for listing in listings]
-        # the error cost whose path holds the best point; ties: the first cost given
-        chosen = max(range(len(paths)), key=lambda i: (max(map(_path_key, paths[i])), -i))
-        self.error_cost_ = float(costs[chosen])
-        self.path_ = paths[chosen]
-        best = max(range(len(self.path_)), key=lambda m: _path_key(self.path_[m]))
-        rules = listings[chosen].prefix(best).without_redundant().ir_rules()
-        return RuleListModel(**names, rules=rules)
+        n_real = len(y) // (self.noise_copies + 1) if noise else len(y)
+        data = _Rows(X, y, X_val, y_val, n_classes, n_real)
+        listing = _kept_rules(search.rules(budget, error_cost), data, budget)
+        return _Fit(float(error_cost), float(noise), listing, _path(listing, budget))
+
+
+class _Fit(NamedTuple):
+    """One grown list: how it was grown, the list and its validation path."""
+
+    error_cost: float
+    noise: float
+    listing: "_Listing"
+    path: list
+
+
+def _fit_key(fit: _Fit) -> tuple:
+    """A fit's best point along its path (see :func:`_path_key`)."""
+    return max(map(_path_key, fit.path))
+
+
+def _nonnegative(value, name: str) -> np.ndarray:
+    """``value`` (a number or a sequence of them) as a 1-d array, checked."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if values.ndim != 1 or not len(values) or not np.all(np.isfinite(values) & (values >= 0)):
+        raise ValueError(f"{name} must be a non-negative number or a non-empty sequence of "
+                         f"them, got {value!r}")
+    return values
+
+
+def _noisy_copies(X: np.ndarray, y: np.ndarray, scale: float, copies: int, random_state):
+    """The rows followed by ``copies`` copies with Gaussian noise, ``scale`` times each
+    feature's standard deviation, and their labels (vicinal risk minimization: Chapelle et
+    al., 2000). In ``X``'s dtype; the same seed draws the same noise for every scale."""
+    rng = check_random_state(random_state)
+    spread = (X.std(axis=0, dtype=np.float64) * scale).astype(X.dtype)
+    noisy = [X + rng.standard_normal(X.shape).astype(X.dtype) * spread for _ in range(copies)]
+    return np.concatenate([X, *noisy]), np.tile(y, copies + 1)
 
 
 def _path(listing, budget: int) -> list[dict]:
@@ -554,6 +621,7 @@ class _Rows(NamedTuple):
     X_val: np.ndarray
     y_val: np.ndarray
     k: int
+    n_real: int  # the first n_real training rows are real, the rest noisy copies
 
 
 class _Listing:
@@ -573,6 +641,9 @@ class _Listing:
         self.answers = np.argmax(self.counts, axis=1)
         if not self.counts[-1].any():
             self.answers[-1] = np.argmax(np.bincount(data.y, minlength=k))
+        real = slice(None, data.n_real)
+        self.real_counts = np.bincount(fired[real] * k + data.y[real],
+                                       minlength=self.counts.size).reshape(-1, k)
 
     @classmethod
     def build(cls, conjunctions: list, data: _Rows):
@@ -587,8 +658,11 @@ class _Listing:
         return self.answers[self.fired_val if validation else self.fired]
 
     def fidelity(self, validation: bool = False) -> float:
-        truth = self.data.y_val if validation else self.data.y
-        return float(np.mean(self.predictions(validation) == truth))
+        """Agreement on the validation rows, or on the real training rows."""
+        if validation:
+            return float(np.mean(self.predictions(True) == self.data.y_val))
+        real = slice(None, self.data.n_real)
+        return float(np.mean(self.predictions()[real] == self.data.y[real]))
 
     def prefix(self, m: int):
         """The first ``m`` rules; the default answers the rest."""
@@ -624,23 +698,26 @@ class _Listing:
         return listing
 
     def ir_rules(self) -> tuple[Rule, ...]:
-        """The rules with the support, precision and class distribution of what they answer.
+        """The rules with the support, precision and class distribution of the real training
+        rows they answer (a rule that answers only noisy copies: support 0, theirs).
 
         A default that answers no training row has the training distribution, support 0.
         """
-        rules = [_rule(c, counts, answer) for c, counts, answer
-                 in zip(self.conjunctions, self.counts, self.answers)]
+        rules = [_rule(c, real if real.any() else counts, answer, int(real.sum()))
+                 for c, real, counts, answer
+                 in zip(self.conjunctions, self.real_counts, self.counts, self.answers)]
         if self.counts[-1].any():
-            return (*rules, _rule((), self.counts[-1], self.answers[-1]))
-        overall = _rule((), np.bincount(self.data.y, minlength=self.data.k), self.answers[-1])
-        return (*rules, Rule((), overall.prediction, overall.proba, 0, 0.0))
+            real, counts = self.real_counts[-1], self.counts[-1]
+            return (*rules, _rule((), real if real.any() else counts, self.answers[-1],
+                                  int(real.sum())))
+        overall = np.bincount(self.data.y[:self.data.n_real], minlength=self.data.k)
+        return (*rules, _rule((), overall, self.answers[-1], 0))
 
 
-def _rule(conditions, counts: np.ndarray, answer: int) -> Rule:
-    total = counts.sum()
-    proba = counts / total
-    return Rule(tuple(conditions), int(answer), tuple(float(p) for p in proba), int(total),
-                float(proba[answer]))
+def _rule(conditions, counts: np.ndarray, answer: int, support: int) -> Rule:
+    proba = counts / counts.sum()
+    return Rule(tuple(conditions), int(answer), tuple(float(p) for p in proba), support,
+                float(proba[answer]) if support else 0.0)
 
 
 def _first_covering(conjunctions: list, X: np.ndarray, rows: np.ndarray | None = None

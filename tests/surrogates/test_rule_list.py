@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from hybrid.ir import Predicate
 from hybrid.surrogates import RuleListSurrogate
@@ -75,3 +76,56 @@ def test_one_class_gives_a_single_default_rule():
     X = np.arange(20, dtype=float).reshape(10, 2)
     model = RuleListSurrogate().fit(X, np.zeros(10, dtype=int)).model_
     assert model.complexity == 1 and model.rules[0].precision == 1.0
+
+
+def _nearest_centre_data(n, seed):
+    """Rows around four centres, labelled by the nearest centre: a teacher whose boundaries
+    are oblique, so axis-aligned rules that fit 300 rows exactly still err near them."""
+    centres = np.random.default_rng(99).normal(size=(4, 6)) * 3
+    rng = np.random.default_rng(seed)
+    X = centres[rng.integers(0, 4, n)] + rng.normal(size=(n, 6))
+    return X, np.argmin(((X[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+
+
+@pytest.mark.parametrize("seed", [1, 5])
+def test_noisy_copies_widen_the_margins_of_a_list_that_fits_every_row(seed):
+    X, y = _nearest_centre_data(300, seed)
+    X_val, y_val = _nearest_centre_data(300, seed + 100)
+    X_test, y_test = _nearest_centre_data(5000, seed + 200)
+    plain = RuleListSurrogate(max_rules=16, noise=0).fit(X, y, eval_set=(X_val, y_val))
+    noisy = RuleListSurrogate(max_rules=16).fit(X, y, eval_set=(X_val, y_val))
+    assert plain.score(X, y) == 1.0 and plain.noise_ == 0.0
+    assert noisy.noise_ > 0
+    assert noisy.score(X_test, y_test) > plain.score(X_test, y_test)
+    # rules describe the real training rows, never their copies
+    assert sum(rule.support for rule in noisy.model_.rules) == len(X)
+
+
+def test_noise_needs_an_eval_set_to_choose_it():
+    X, y = _nearest_centre_data(300, 5)
+    estimator = RuleListSurrogate(max_rules=16).fit(X, y)
+    assert estimator.noise_ == 0.0
+    plain = RuleListSurrogate(max_rules=16, noise=0).fit(X, y)
+    assert estimator.model_.to_dict() == plain.model_.to_dict()
+
+
+def test_noise_is_not_tried_while_training_rows_are_still_wrong(monkeypatch):
+    X, y = _nearest_centre_data(300, 5)
+    X_val, y_val = _nearest_centre_data(300, 105)
+    monkeypatch.setattr("hybrid.surrogates.rule_list._noisy_copies", _refuse)
+    estimator = RuleListSurrogate(max_rules=3).fit(X, y, eval_set=(X_val, y_val))
+    assert estimator.score(X, y) < 1.0 and estimator.noise_ == 0.0
+
+
+def _refuse(*args):
+    raise AssertionError("noisy copies were made")
+
+
+def test_noisy_fits_are_seeded_and_keep_float32():
+    X, y = _nearest_centre_data(300, 5)
+    X_val, y_val = _nearest_centre_data(300, 105)
+    fits = [RuleListSurrogate(max_rules=16).fit(X.astype(np.float32), y,
+                                                eval_set=(X_val.astype(np.float32), y_val))
+            for _ in range(2)]
+    assert fits[0].noise_ > 0
+    assert fits[0].model_.to_dict() == fits[1].model_.to_dict()
