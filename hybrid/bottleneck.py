@@ -143,7 +143,8 @@ class ConceptBottleneckModel(pl.LightningModule):
             f"{stage}/acc": (class_logits.argmax(dim=1) == y).float().mean(),
             f"{stage}/concept_acc": ((predicted > 0.5) == (concepts > 0.5)).float().mean(),
         }
-        self.log_dict(metrics, on_epoch=True, on_step=False, prog_bar=stage == "val")
+        self.log_dict(metrics, on_epoch=True, on_step=False, prog_bar=stage == "val",
+                      sync_dist=True)
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -3,6 +3,9 @@
 The backbone is injected (not built here) so any registered backbone, or a user's own module,
 trains the same way; it is left out of the saved hyperparameters, so restoring a checkpoint
 takes the backbone again: ``ImageClassifier.load_from_checkpoint(path, backbone=...)``.
+
+:class:`ChannelsLast` is a Lightning callback, not a model setting: a checkpoint trained in
+either memory format runs in either.
 """
 
 import pytorch_lightning as pl
@@ -12,7 +15,8 @@ from torch.nn import functional as F
 
 from .registry import Registry
 
-__all__ = ["ImageClassifier", "OPTIMIZERS", "SCHEDULERS", "optimizers_from_hparams"]
+__all__ = ["ImageClassifier", "ChannelsLast", "OPTIMIZERS", "SCHEDULERS",
+           "optimizers_from_hparams"]
 
 OPTIMIZERS = Registry("optimizer")
 OPTIMIZERS.register("adamw", torch.optim.AdamW)
@@ -61,16 +65,18 @@ class ImageClassifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, accuracy = self._loss_and_accuracy(batch)
-        self.log_dict({"train/loss": loss, "train/acc": accuracy}, on_epoch=True, on_step=False)
+        self.log_dict({"train/loss": loss, "train/acc": accuracy}, on_epoch=True, on_step=False,
+                      sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         loss, accuracy = self._loss_and_accuracy(batch)
-        self.log_dict({"val/loss": loss, "val/acc": accuracy}, prog_bar=True)
+        # Averaged over every rank under DDP, so the best checkpoint is chosen on all of val.
+        self.log_dict({"val/loss": loss, "val/acc": accuracy}, prog_bar=True, sync_dist=True)
 
     def test_step(self, batch, batch_idx):
         loss, accuracy = self._loss_and_accuracy(batch)
-        self.log_dict({"test/loss": loss, "test/acc": accuracy})
+        self.log_dict({"test/loss": loss, "test/acc": accuracy}, sync_dist=True)
 
     def predict_step(self, batch, batch_idx, dataloader_idx=0):
         """Embeddings, class probabilities, true labels and sample ids of one batch."""
@@ -94,3 +100,33 @@ def optimizers_from_hparams(module: pl.LightningModule):
     if scheduler is None:
         return optimizer
     return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+
+class ChannelsLast(pl.Callback):
+    """Run a module's convolutions in ``torch.channels_last`` (NHWC) memory format.
+
+    At ``setup`` (before Lightning builds the optimizer and wraps the module for DDP) the
+    module's 4-D parameters and buffers are converted, and every 4-D input of its backbone
+    (of the module itself when it has none) is converted on the way in, so no layer has to
+    reorder them: the layout GPU tensor-core convolutions work in, under mixed precision
+    above all. The hook goes at ``teardown``; the module keeps its converted weights.
+    """
+
+    def __init__(self):
+        self._hook = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        pl_module.to(memory_format=torch.channels_last)
+        if self._hook is None:
+            entry = getattr(pl_module, "backbone", pl_module)
+            self._hook = entry.register_forward_pre_hook(_channels_last_inputs)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+
+def _channels_last_inputs(module: nn.Module, args: tuple) -> tuple:
+    return tuple(arg.contiguous(memory_format=torch.channels_last)
+                 if isinstance(arg, torch.Tensor) and arg.dim() == 4 else arg for arg in args)

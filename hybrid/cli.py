@@ -230,8 +230,8 @@ def _dispatch(args) -> int:
 
     if args.verb == "run":
         run = start_run(args.config, args.out, args.overrides, args.overwrite)
-        run_pipeline(run)
-        print(f"hybrid: done: {run.root}/report.html")
+        if run_pipeline(run):  # False in the extra processes of a multi-device run
+            print(f"hybrid: done: {run.root}/report.html")
     elif args.verb == "fit":
         if args.config.is_dir():
             run_stage(RunDirectory(args.config), "fit", redo=args.overwrite)

@@ -26,7 +26,7 @@ def test_help_explains_with_an_example(verb, capsys):
 
 @pytest.mark.parametrize("text, expected", [
     ("data: {name: mnist}\n", "unknown data set 'mnist'; choose from: digits"),
-    ("model: {backbone: {name: resnet}}\n", "unknown backbone 'resnet'; choose from: small_cnn, tiny_cnn"),
+    ("model: {backbone: {name: resnet}}\n", "unknown backbone 'resnet'; choose from: resnet18, small_cnn, timm, tiny_cnn, torchvision"),
     ("model: {backbone: {params: {width: 3}}}\n", "unknown key 'model.backbone.params.width'"),
     ("trainer: {max_epoch: 3}\n", "unknown key 'trainer.max_epoch' (did you mean 'max_epochs'?)"),
     ("trainer: {callbacks: []}\n", "'trainer.callbacks' is set by hybrid"),
@@ -37,7 +37,7 @@ def test_help_explains_with_an_example(verb, capsys):
     ("data: {params: {val_fraction: 1.5}}\n", "key 'data.params.val_fraction': input should be less than 1"),
     ("model: {backbone: {params: {embedding_dim: 0}}}\n", "key 'model.backbone.params.embedding_dim'"),
     ("surrogates: {rule_list: {params: {max_rules: 0}}}\n", "'max_rules' parameter of RuleListSurrogate must be"),
-    ("trainer: {precision: bogus}\n", "section 'trainer': "),
+    ("trainer: {precision: bogus}\n", "key 'trainer.precision': "),
     ("model: {scheduler: step}\n", "unknown scheduler 'step'; choose from: cosine, none"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, capsys, text, expected):

@@ -2,10 +2,16 @@
 
 Shared by the fit and extract stages. Everything a config names is checked here first
 (:func:`check_training_config`), so a wrong name or key fails before any work starts.
+
+``config.trainer`` passes through to ``pl.Trainer``: any Lightning strategy (``ddp`` over
+``devices`` and ``num_nodes``), ``precision`` (``bf16-mixed``) and accelerator. With
+``model.channels_last`` the trainer runs the model in channels_last memory format
+(:class:`hybrid.classifier.ChannelsLast`).
 """
 
 import inspect
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -20,7 +26,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ..attribution import METHODS
 from ..backbones import BACKBONES
 from ..bottleneck import ConceptBottleneckModel
-from ..classifier import OPTIMIZERS, SCHEDULERS, ImageClassifier
+from ..classifier import OPTIMIZERS, SCHEDULERS, ChannelsLast, ImageClassifier
 from ..config import Config, check_keys, check_params
 from ..data import DATAMODULES
 from ..images import list_images, load_images
@@ -35,6 +41,8 @@ __all__ = ["check_training_config", "build_datamodule", "build_classifier", "bui
 
 # pl.Trainer arguments hybrid sets itself: the run directory decides them.
 _RESERVED_TRAINER_KEYS = ("callbacks", "logger", "default_root_dir", "enable_checkpointing")
+# pl.Trainer arguments that spread work over processes; a one-process trainer drops them.
+_DISTRIBUTED_TRAINER_KEYS = ("strategy", "devices", "num_nodes")
 
 
 def check_training_config(config: Config) -> None:
@@ -129,10 +137,15 @@ def inference_device(config: Config) -> torch.device:
 
 def predict_table(config: Config, run: RunDirectory, loader, class_names,
                   in_channels: int) -> FeatureTable:
-    """Features and CNN answers for every batch of ``loader``, through the best checkpoint."""
+    """Features and CNN answers for every batch of ``loader``, through the best checkpoint.
+
+    Runs in this process on one device whatever ``trainer.strategy`` says: a distributed
+    launch would run the whole calling command (an audit, say) once per device.
+    """
     quiet_lightning()
     model = load_classifier(config, run, in_channels)
-    return extract_table(build_trainer(config, run, training=False), model, loader, class_names)
+    trainer = build_trainer(config, run, training=False, one_process=True)
+    return extract_table(trainer, model, loader, class_names)
 
 
 def predict_images(config: Config, run: RunDirectory, datamodule, folder: Path,
@@ -175,24 +188,41 @@ def _labelled_images(folder: Path, class_names) -> tuple[list[Path], list[int]]:
     return files, labels
 
 
-def build_trainer(config: Config, run: RunDirectory, training: bool) -> pl.Trainer:
-    """A ``pl.Trainer`` from ``config.trainer``; training adds checkpoints and the CSV log."""
+def build_trainer(config: Config, run: RunDirectory, training: bool,
+                  one_process: bool = False) -> pl.Trainer:
+    """A ``pl.Trainer`` from ``config.trainer``; training adds checkpoints and the CSV log.
+
+    ``one_process`` drops the strategy, devices and nodes for one device of the configured
+    accelerator. Lightning writes checkpoints and logs from global rank 0 only.
+    """
     kwargs = dict(config.trainer)
+    if one_process:
+        kwargs = {k: v for k, v in kwargs.items() if k not in _DISTRIBUTED_TRAINER_KEYS}
+        kwargs["devices"] = 1
+    callbacks = [ChannelsLast()] if config.model.channels_last else []
     if training:
-        checkpoint = ModelCheckpoint(dirpath=run.checkpoints, filename="best", monitor="val/loss",
-                                     mode="min", save_last=True)
-        extra = {"callbacks": [checkpoint],
-                 "logger": CSVLogger(save_dir=run.root, name="logs", version="")}
+        callbacks.append(ModelCheckpoint(dirpath=run.checkpoints, filename="best",
+                                         monitor="val/loss", mode="min", save_last=True))
+        extra = {"logger": CSVLogger(save_dir=run.root, name="logs", version="")}
     else:
         extra = {"logger": False, "enable_checkpointing": False}
-    return _trainer(kwargs, extra, root=run.root)
+    return _trainer(kwargs, {**extra, "callbacks": callbacks}, root=run.root)
 
 
 def _trainer(kwargs: dict, extra: dict, root) -> pl.Trainer:
     try:
         return pl.Trainer(**kwargs, **extra, default_root_dir=root)
     except (TypeError, ValueError, ImportError, RuntimeError, MisconfigurationException) as exc:
-        raise ConfigError(f"section 'trainer': {_one_line(exc)}") from None
+        raise ConfigError(f"{_trainer_keys(kwargs, str(exc))}: {_one_line(exc)}") from None
+
+
+def _trainer_keys(kwargs: dict, message: str) -> str:
+    """The trainer keys Lightning's message names ("key 'trainer.precision'"), else the
+    section: Lightning says which argument it rejects, in its own words."""
+    named = [key for key in kwargs if re.search(rf"\b{re.escape(key)}\b", message, re.IGNORECASE)]
+    if not named:
+        return "section 'trainer'"
+    return ("key " if len(named) == 1 else "keys ") + ", ".join(f"'trainer.{k}'" for k in named)
 
 
 def _one_line(exc: Exception) -> str:

@@ -3,14 +3,20 @@
 The features are the penultimate-layer embedding, or (``extract.features:
 discovered_concepts``) the activations of concepts discovered by NMF in the last convolution,
 fitted on the train split.
+
+Under a distributed strategy every rank runs the CNN over its share of each split and writes
+it to shard files in ``RUN/.extract-shards/``; rank 0 merges them into the tables, writes
+the feature files and the marker, and removes the shards.
 """
 
 import dataclasses
 import logging
+import shutil
 
 from ..extraction import extract_table
 from ..rundir import SPLITS, RunDirectory
 from ._components import build_datamodule, build_trainer, load_classifier, quiet_lightning
+from ._ranks import is_main_process
 
 __all__ = ["extract"]
 
@@ -18,11 +24,16 @@ log = logging.getLogger("hybrid")
 
 # Display copies of the images are kept where the report shows them (its gallery).
 _SPLITS_WITH_IMAGES = ("test",)
+# Shard files of the processes, inside the run directory so that every node sees them.
+_SCRATCH = ".extract-shards"
 
 
 def extract(run: RunDirectory) -> dict:
     config = run.load_config()
     quiet_lightning()
+    scratch = run.root / _SCRATCH
+    if is_main_process():  # shards a killed run left behind
+        shutil.rmtree(scratch, ignore_errors=True)
     datamodule = build_datamodule(config)
     model = load_classifier(config, run, datamodule.input_shape[0])
     trainer = build_trainer(config, run, training=False)
@@ -30,10 +41,20 @@ def extract(run: RunDirectory) -> dict:
     for split in SPLITS:
         loader = datamodule.split_dataloader(split, batch_size=config.extract.batch_size)
         table = extract_table(trainer, model, loader, datamodule.class_names,
-                              config.extract.features)
+                              config.extract.features, scratch=scratch)
+        if table is None:  # another rank holds the table
+            continue
         if split in _SPLITS_WITH_IMAGES and hasattr(datamodule, "display_images"):
             table = dataclasses.replace(table, images=datamodule.display_images(split))
         tables[split] = table
+    if not trainer.is_global_zero:
+        return {}
+    shutil.rmtree(scratch, ignore_errors=True)
+    return _save(run, config, model, datamodule, tables)
+
+
+def _save(run: RunDirectory, config, model, datamodule, tables: dict) -> dict:
+    """Write the tables (concepts discovered first, if asked) and the stage's marker."""
     if config.extract.features == "discovered_concepts":
         from ..concepts.discovery import concept_tables
 
