@@ -5,7 +5,8 @@
     RUN/config.yaml                    resolved config
     RUN/checkpoints/                   Lightning checkpoints; fit.json marks training done
     RUN/logs/metrics.csv               Lightning's CSV log
-    RUN/features/{train,val,test}.npz  feature tables (hybrid.features.FeatureTable)
+    RUN/features/{train,val,test}/     feature tables (hybrid.features.FeatureTable): X.npy,
+                                       teacher.npy, ... and table.json (older runs: .npz)
     RUN/surrogates/NAME.json           surrogate files (hybrid.jsonio); distill.json marks done
     RUN/surrogates/sweep/NAME/B.json   the surrogate refitted at budget B, for the curve
     RUN/evidence/                      per-feature prototypes and attributions; evidence.json
@@ -83,7 +84,9 @@ class RunDirectory:
         return self.root / "report.html"
 
     def features(self, split: str) -> Path:
-        return self.features_dir / f"{split}.npz"
+        """The folder of ``split``'s feature table; :meth:`FeatureTable.load
+        <hybrid.features.FeatureTable.load>` also reads an older run's ``split.npz`` by it."""
+        return self.features_dir / split
 
     def surrogate(self, name: str) -> Path:
         return self.surrogates_dir / f"{name}.json"

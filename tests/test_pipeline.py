@@ -33,10 +33,11 @@ def test_run_directory_contract(run):
                  run.report_html, run.root / "logs" / "metrics.csv"):
         assert path.is_file(), path
     for split in SPLITS:
-        with np.load(run.features(split)) as data:
-            assert {"X", "teacher", "proba", "y", "index"} <= set(data.files)
-            n = len(data["y"])
-            assert data["X"].shape[0] == n and data["proba"].shape == (n, 10)
+        files = {p.name for p in run.features(split).iterdir()}
+        assert {"table.json", "X.npy", "teacher.npy", "proba.npy", "y.npy", "index.npy"} <= files
+        n = len(np.load(run.features(split) / "y.npy"))
+        assert np.load(run.features(split) / "X.npy", mmap_mode="r").shape[0] == n
+        assert np.load(run.features(split) / "proba.npy").shape == (n, 10)
     exported = {p.name for p in run.exports_dir.iterdir()}
     suffixes = [".txt", ".md", ".json", ".dot", ".py", ".sql"] + ([".svg"] if shutil.which("dot") else [])
     for name in ("tree", "rule_list", "sparse_linear"):
@@ -64,7 +65,7 @@ def test_surrogate_files_predict_exactly_like_the_fitted_surrogates_without_torc
     test = FeatureTable.load(run.features("test"))
     config = run.load_config()
     script = ("import sys, json, numpy as np, hybrid\n"
-              f"X = np.load({str(run.features('test'))!r})['X']\n"
+              f"X = np.load({str(run.features('test') / 'X.npy')!r})\n"
               "out = {n: hybrid.load_surrogate(f'" + str(run.surrogates_dir) + "/{n}.json')"
               ".predict(X).tolist() for n in ('tree', 'rule_list', 'sparse_linear')}\n"
               "assert 'torch' not in sys.modules\n"

@@ -48,8 +48,9 @@ __all__ = ["RuleListSurrogate"]
 
 # Values binned per block of rows: the block's transposed copy stays in cache (<= 8 MB).
 _BLOCK_CELLS = 1 << 20
-# Columns per quantile block: bounds the subsample copy to ~100 MB at 200k rows.
-_BLOCK_COLUMNS = 64
+# Values of the subsample per quantile block: the block's copy, its sorted copy and their
+# differences stay ~25 MB in float32, whatever the rows (a memory-mapped X is never copied whole).
+_QUANTILE_CELLS = 1 << 21
 # Cells per torch counting chunk: bounds the int64 index buffer to ~32 MB.
 _CHUNK_CELLS = 4_000_000
 
@@ -132,7 +133,12 @@ class RuleListSurrogate(SurrogateMixin):
     Memory is the codes (one byte per value) plus, per beam conjunction, a histogram of
     ``n_features x (n_thresholds + 1) x n_classes`` int32 counts. float32 input is used as
     is: thresholds are values of ``X``, so comparisons are exact in either dtype, and float32
-    and float64 copies of the same values learn the same rules.
+    and float64 copies of the same values learn the same rules. ``X`` may be a memory map
+    (:meth:`FeatureTable.load <hybrid.features.FeatureTable.load>`): it is read in blocks of
+    rows (binning) or columns (quantiles) and in single columns, never copied whole, and the
+    rules are those learned in memory. Noise is the exception: its copies of the rows are
+    made in memory (``noise_copies + 1`` times ``X``, tried only where the list answers
+    every training row right).
 
     Examples
     --------
@@ -280,8 +286,9 @@ def _quantile_thresholds(X: np.ndarray, n_thresholds: int, subsample, random_sta
     ranks = (len(rows) - 1) * np.arange(1, n_thresholds + 1) // (n_thresholds + 1)
     top = X.max(axis=0)
     out = []
-    for start in range(0, d, _BLOCK_COLUMNS):
-        columns = np.sort(X[rows, start:start + _BLOCK_COLUMNS].T, axis=1)
+    width = max(1, _QUANTILE_CELLS // len(rows))
+    for start in range(0, d, width):
+        columns = np.sort(X[rows, start:start + width].T, axis=1)
         gaps = _widest_gap(columns) if n_thresholds < 255 else columns[:, ranks[:0]]
         out += [np.unique(c[c < hi]).astype(np.float64)
                 for c, hi in zip(np.concatenate([columns[:, ranks], gaps], axis=1), top[start:])]

@@ -49,7 +49,10 @@ class TreeSurrogate(SurrogateMixin):
     Notes
     -----
     scikit-learn compares features as float32; the IR compares float64. Features from
-    hybrid's feature tables are float32, so both agree exactly on them.
+    hybrid's feature tables are float32, so both agree exactly on them. float32 rows are
+    read in place, a feature table's memory map included: scikit-learn (1.9) copies no
+    C-contiguous float32 ``X``, in ``fit`` or ``predict`` (measured by
+    experiments/feature_store_memory.py).
     """
 
     # scikit-learn learns in float32: float32 input needs no float64 copy on the way

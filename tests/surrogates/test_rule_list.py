@@ -48,7 +48,7 @@ def test_binning_in_blocks_gives_the_same_rules(monkeypatch):
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
     whole = RuleListSurrogate().fit(X, y).model_.to_dict()
     monkeypatch.setattr("hybrid.surrogates.rule_list._BLOCK_CELLS", 50)
-    monkeypatch.setattr("hybrid.surrogates.rule_list._BLOCK_COLUMNS", 4)
+    monkeypatch.setattr("hybrid.surrogates.rule_list._QUANTILE_CELLS", 4 * 400)
     assert RuleListSurrogate().fit(X, y).model_.to_dict() == whole
 
 

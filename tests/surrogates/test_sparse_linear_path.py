@@ -115,8 +115,9 @@ def test_standardization_is_folded_exactly(split):
     X, y, X_val, y_val = split
     X = X * np.array([1, 100, 0.01, 5], dtype=np.float32) + np.float32(3)
     head = SparseLinearSurrogate(max_nonzero_per_class=3).fit(X, y)
-    Z = head.scaler_.transform(X.astype(np.float64))
-    coef, intercept = clone(head)._walk_path(Z, y, 3, Z, y)
+    X64 = X.astype(np.float64)
+    Z = head.scaler_.transform(X64)
+    coef, intercept = clone(head)._walk_path(X64, y, 3, X64, y, head.scaler_)
     np.testing.assert_allclose(head.model_.decision_function(X), Z @ coef.T + intercept,
                                rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(head.predict(X), np.argmax(Z @ coef.T + intercept, axis=1))
