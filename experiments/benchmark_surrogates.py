@@ -128,7 +128,7 @@ class Task:
 
     @classmethod
     def load(cls, run: Path, max_train: int | None) -> "Task":
-        train, val, test = (FeatureTable.load(run / "features" / f"{split}.npz")
+        train, val, test = (FeatureTable.load(run / "features" / split)
                             for split in ("train", "val", "test"))
         rows = slice(None, max_train)
         return cls(run.name, train.X[rows], train.teacher[rows], val.X, val.teacher,
@@ -645,9 +645,10 @@ def benchmark(task: Task, args) -> list[dict]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     runs = args.runs or [r for r in (Path("runs/digits"), Path("runs/fashion_mnist"))
-                         if (r / "features" / "train.npz").exists()]
+                         if (r / "features" / "train").exists()
+                         or (r / "features" / "train.npz").exists()]
     if not runs:
-        raise SystemExit("no run with features/train.npz; pass --runs")
+        raise SystemExit("no run with extracted features (RUN/features/train); pass --runs")
     import torch  # imported up front so no fit is charged for it
 
     torch.set_num_threads(args.threads)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "write_text", "write_bytes", "write_json", "save_npz"]
+__all__ = ["atomic_path", "write_text", "write_bytes", "write_json"]
 
 
 @contextlib.contextmanager
@@ -51,11 +51,3 @@ def write_text(path, text: str) -> Path:
 def write_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON with a trailing newline; same object, same bytes."""
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-
-
-def save_npz(path, **arrays) -> Path:
-    """``np.savez_compressed`` through :func:`atomic_path` (the target keeps its ``.npz`` name)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-    return Path(path)

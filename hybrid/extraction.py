@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import BasePredictionWriter
 
-from .features import FeatureTable
+from .features import FeatureTable, FeatureTableWriter
 
 __all__ = ["extract_table", "feature_names"]
 
@@ -35,7 +35,8 @@ def feature_names(n_features: int) -> tuple[str, ...]:
 
 
 def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, class_names,
-                  features: str = "embedding", scratch=None) -> FeatureTable | None:
+                  features: str = "embedding", scratch=None, out=None,
+                  extra: dict | None = None) -> FeatureTable | None:
     """One split's :class:`FeatureTable`, rows in data set order (an unshuffled loader's).
 
     ``features`` picks the columns: ``embedding`` (``dim_0``, ...), or for a concept
@@ -48,6 +49,12 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
     scratch : path, default=None
         Folder for the temporary shard files; it must be the same folder on every node of a
         multi-node run (the run directory, say). None: the system's temporary folder.
+    out : path, default=None
+        Where to write the table (:class:`~hybrid.features.FeatureTableWriter`): the shards
+        stream into it one at a time, so memory holds a shard, never the split, and the
+        table returned is memory-mapped. None: the table is returned in memory.
+    extra : dict of str to array, default=None
+        Further arrays of the table (``images``), one row per sample, in data set order.
 
     Returns
     -------
@@ -59,8 +66,11 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
             trainer.predict(model, dataloaders=dataloader, return_predictions=False)
         if not trainer.is_global_zero:
             return None
-        return _table(_merge(writer.folder), features, tuple(getattr(model, "concept_names", ())),
-                      class_names)
+        target = Path(out) if out is not None else writer.folder / "table"
+        _merge(writer.folder, target, features, tuple(getattr(model, "concept_names", ())),
+               class_names, extra or {})
+        table = FeatureTable.load(target)
+        return table if out is not None else table.in_memory()
     finally:
         if trainer.is_global_zero and writer.folder is not None:
             shutil.rmtree(writer.folder, ignore_errors=True)
@@ -115,13 +125,16 @@ def _numpy(value: torch.Tensor) -> np.ndarray:
     return (value.float() if value.is_floating_point() else value).numpy()
 
 
-def _merge(folder: Path) -> dict[str, np.ndarray]:
-    """Every shard's arrays, one row per data set position, in position order.
+def _merge(folder: Path, target: Path, features: str, concept_names: tuple[str, ...],
+           class_names, extra: dict) -> None:
+    """Every shard's rows written to the table at ``target``, in data set order.
 
-    Rows are copied shard by shard into arrays allocated once, so memory holds the merged
-    split and one shard. A position written twice keeps its first copy (ranks in order).
+    Shards are read one at a time and written at their rows, so memory holds one shard. A
+    position written twice keeps its first copy (ranks in order).
     """
     files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise ValueError("extraction: the split has no rows")
     positions = []
     for file in files:
         with np.load(file) as shard:
@@ -129,36 +142,34 @@ def _merge(folder: Path) -> dict[str, np.ndarray]:
     unique, first = np.unique(np.concatenate(positions), return_index=True)
     keep = np.zeros(sum(map(len, positions)), dtype=bool)
     keep[first] = True
-    merged, offset = {}, 0
+    table, offset = None, 0
     for file, position in zip(files, positions):
         kept = keep[offset:offset + len(position)]
-        rows = np.searchsorted(unique, position[kept])
         offset += len(position)
         with np.load(file) as shard:
-            for key in shard.files:
-                values = shard[key]
-                if key not in merged:
-                    merged[key] = np.empty((len(unique), *values.shape[1:]), values.dtype)
-                merged[key][rows] = values[kept]
-    return merged
+            outputs = {key: shard[key][kept] for key in shard.files}
+        batch, names = _batch(outputs, features, concept_names)
+        if table is None:
+            table = FeatureTableWriter(target, len(unique), names["feature_names"], class_names,
+                                       names["concept_names"])
+        table.write(np.searchsorted(unique, position[kept]), **batch)
+    with table:
+        if extra:
+            table.write(0, **extra)
 
 
-def _table(outputs: dict[str, np.ndarray], features: str, concept_names: tuple[str, ...],
-           class_names) -> FeatureTable:
-    """The FeatureTable of the merged predict outputs."""
+def _batch(outputs: dict[str, np.ndarray], features: str, concept_names: tuple[str, ...]):
+    """One shard's table arrays, and the names of the columns of ``X`` and ``concepts``."""
     columns = _feature_columns(outputs, features, concept_names)
-    X = np.concatenate([values for values, _ in columns], axis=1).astype(np.float32, copy=False)
-    proba = outputs["proba"].astype(np.float32, copy=False)
+    batch = {"X": np.concatenate([values for values, _ in columns], axis=1),
+             "proba": outputs["proba"], "y": outputs["y"], "index": outputs["index"]}
     true_concepts = outputs.get("true_concepts")
-    if true_concepts is None or true_concepts.shape[1] != len(concept_names):
-        true_concepts, concept_names = None, ()
+    if true_concepts is not None and true_concepts.shape[1] == len(concept_names):
+        batch["concepts"] = true_concepts
     else:
-        true_concepts = true_concepts.astype(np.float32, copy=False)
-    return FeatureTable(X=X, teacher=proba.argmax(axis=1).astype(np.int64), proba=proba,
-                        y=outputs["y"].astype(np.int64), index=outputs["index"].astype(np.int64),
-                        feature_names=tuple(name for _, names in columns for name in names),
-                        class_names=tuple(class_names), concepts=true_concepts,
-                        concept_names=concept_names)
+        concept_names = ()
+    return batch, {"feature_names": tuple(name for _, names in columns for name in names),
+                   "concept_names": concept_names}
 
 
 def _feature_columns(outputs: dict[str, np.ndarray], features: str, concept_names):

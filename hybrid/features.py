@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +97,10 @@ class FeatureTable:
     def teacher_accuracy(self) -> float:
         """How often the CNN is right on this split."""
         return float(np.mean(self.teacher == self.y)) if len(self) else float("nan")
+
+    def in_memory(self) -> FeatureTable:
+        """The table with every array read into memory (a loaded table's are memory-mapped)."""
+        return replace(self, **{name: np.array(value) for name, value in self.arrays().items()})
 
     def frame(self):
         """``X`` as a pandas DataFrame whose columns are the feature names.

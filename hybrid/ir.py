@@ -34,6 +34,9 @@ __all__ = [
     "model_from_dict",
 ]
 
+# Rows converted to float64 at a time when predicting: 64 MB at 128 features.
+_BLOCK_ROWS = 65_536
+
 OPERATORS = ("<=", ">")
 
 
@@ -175,12 +178,25 @@ class InterpretableModel(ABC):
         return np.asarray(self.classes)[self.predict_index(X)]
 
     def _check_X(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float64)
+        """``X`` as an array of the right shape, in its own dtype: a memory-mapped table stays
+        on disk (see :meth:`_by_blocks`)."""
+        X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X has shape {X.shape}; this {self.kind} model expects "
                              f"(n_samples, {self.n_features}) features: "
                              f"{', '.join(self.feature_names[:5])}{', ...' if self.n_features > 5 else ''}")
         return X
+
+    def _by_blocks(self, X, per_block) -> np.ndarray:
+        """``per_block`` of each block of rows of ``X`` in float64, concatenated.
+
+        Every comparison and product is in float64, as the exports compute, but only one
+        block at a time is converted: a split larger than memory predicts from its memory map.
+        """
+        X = self._check_X(X)
+        blocks = [per_block(np.asarray(X[start:start + _BLOCK_ROWS], dtype=np.float64))
+                  for start in range(0, max(len(X), 1), _BLOCK_ROWS)]
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
 
     def to_dict(self) -> dict:
         """JSON-ready dict of the model; :func:`model_from_dict` reads it back exactly."""
@@ -230,7 +246,9 @@ class RuleListModel(InterpretableModel):
 
     def apply(self, X) -> np.ndarray:
         """Index of the rule that answers each row, shape (n_samples,)."""
-        X = self._check_X(X)
+        return self._by_blocks(X, self._apply)
+
+    def _apply(self, X: np.ndarray) -> np.ndarray:
         fired = np.full(X.shape[0], len(self.rules) - 1, dtype=np.intp)
         open_rows = np.ones(X.shape[0], dtype=bool)
         for index, rule in enumerate(self.rules[:-1]):
@@ -293,7 +311,9 @@ class TreeModel(InterpretableModel):
 
     def apply(self, X) -> np.ndarray:
         """Index of the leaf each row reaches, shape (n_samples,)."""
-        X = self._check_X(X)
+        return self._by_blocks(X, self._apply)
+
+    def _apply(self, X: np.ndarray) -> np.ndarray:
         node = np.zeros(X.shape[0], dtype=np.intp)
         rows = np.arange(X.shape[0])
         active = ~self.is_leaf[node]
@@ -393,7 +413,9 @@ class LinearModel(InterpretableModel):
         SQL) add the same terms in the same order, so their scores are bit-identical and a
         near-tie is broken alike everywhere.
         """
-        X = self._check_X(X)
+        return self._by_blocks(X, self._decision_function)
+
+    def _decision_function(self, X: np.ndarray) -> np.ndarray:
         scores = np.tile(self.intercept, (X.shape[0], 1))
         for j in np.flatnonzero(np.any(self.coef != 0, axis=0)):
             weighted = self.coef[:, j] != 0

@@ -70,3 +70,20 @@ def test_gpu_bf16_extraction_matches_cpu(datamodule):
     np.testing.assert_allclose(gpu.X, cpu.X, rtol=0.05, atol=0.05)
     assert np.mean(gpu.teacher == cpu.teacher) > 0.95
     assert torch.cuda.is_available()
+
+
+def test_a_table_streamed_to_disk_equals_the_table_in_memory(datamodule, tmp_path):
+    model = _model(datamodule)
+    loader = lambda: datamodule.split_dataloader("test", batch_size=50)  # noqa: E731
+    in_memory = extract_table(_trainer(accelerator="cpu"), model, loader(),
+                              datamodule.class_names)
+    images = np.zeros((len(in_memory), 8, 8), dtype=np.uint8)
+    on_disk = extract_table(_trainer(accelerator="cpu"), model, loader(), datamodule.class_names,
+                            scratch=tmp_path / "scratch", out=tmp_path / "test",
+                            extra={"images": images})
+    assert isinstance(on_disk.X, np.memmap) and not isinstance(in_memory.X, np.memmap)
+    for name, array in in_memory.arrays().items():
+        np.testing.assert_array_equal(getattr(on_disk, name), array, err_msg=name)
+    np.testing.assert_array_equal(on_disk.images, images)
+    assert on_disk.feature_names == in_memory.feature_names
+    assert list((tmp_path / "scratch").iterdir()) == []  # the shards are gone

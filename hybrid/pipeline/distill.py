@@ -80,8 +80,8 @@ def _fit_and_save(estimator, train: FeatureTable, val: FeatureTable, path, key: 
                   eval_set=(val.frame(), val.teacher))
     seconds = time.perf_counter() - start
     metadata = {"surrogate": key, "estimator": kind, "params": estimator.get_params(),
-                "fitted_on": "features/train.npz: teacher labels",
-                "selected_on": "features/val.npz: teacher labels", "n_train": len(train),
+                "fitted_on": "features/train: teacher labels",
+                "selected_on": "features/val: teacher labels", "n_train": len(train),
                 "hybrid_version": __version__}
     save_surrogate(estimator.model_, path, metadata)
     return seconds

@@ -99,7 +99,7 @@ def _train_images(datamodule, train: FeatureTable):
     images, _, index = datamodule.splits["train"].tensors[:3]
     if not np.array_equal(index.numpy(), train.index):
         raise RunDirectoryError(
-            "evidence: the train split's samples differ from features/train.npz (has the data "
+            "evidence: the train split's samples differ from features/train (has the data "
             "changed since extraction?); rerun `hybrid extract RUN --overwrite`")
     return images
 

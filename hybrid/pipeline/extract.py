@@ -5,11 +5,12 @@ discovered_concepts``) the activations of concepts discovered by NMF in the last
 fitted on the train split.
 
 Under a distributed strategy every rank runs the CNN over its share of each split and writes
-it to shard files in ``RUN/.extract-shards/``; rank 0 merges them into the tables, writes
-the feature files and the marker, and removes the shards.
+it to shard files in ``RUN/.extract-shards/``; rank 0 streams them, one at a time, into the
+split's on-disk table (:class:`~hybrid.features.FeatureTableWriter`), writes the marker and
+removes the shards. One process takes the same path, so memory holds a shard, never a split
+(except with discovered concepts, which are fitted on the tables in memory).
 """
 
-import dataclasses
 import logging
 import shutil
 
@@ -37,32 +38,36 @@ def extract(run: RunDirectory) -> dict:
     datamodule = build_datamodule(config)
     model = load_classifier(config, run, datamodule.input_shape[0])
     trainer = build_trainer(config, run, training=False)
+    # discovered concepts are fitted on whole tables in memory; other features stream to disk
+    streamed = config.extract.features != "discovered_concepts"
     tables = {}
     for split in SPLITS:
         loader = datamodule.split_dataloader(split, batch_size=config.extract.batch_size)
+        extra = ({"images": datamodule.display_images(split)}
+                 if split in _SPLITS_WITH_IMAGES and hasattr(datamodule, "display_images")
+                 else None)
         table = extract_table(trainer, model, loader, datamodule.class_names,
-                              config.extract.features, scratch=scratch)
-        if table is None:  # another rank holds the table
-            continue
-        if split in _SPLITS_WITH_IMAGES and hasattr(datamodule, "display_images"):
-            table = dataclasses.replace(table, images=datamodule.display_images(split))
-        tables[split] = table
+                              config.extract.features, scratch=scratch,
+                              out=run.features(split) if streamed else None, extra=extra)
+        if table is not None:  # None: another rank holds the table
+            tables[split] = table
     if not trainer.is_global_zero:
         return {}
     shutil.rmtree(scratch, ignore_errors=True)
-    return _save(run, config, model, datamodule, tables)
-
-
-def _save(run: RunDirectory, config, model, datamodule, tables: dict) -> dict:
-    """Write the tables (concepts discovered first, if asked) and the stage's marker."""
-    if config.extract.features == "discovered_concepts":
+    if not streamed:
         from ..concepts.discovery import concept_tables
 
         tables = concept_tables(model.backbone, datamodule, tables, config.extract.n_concepts,
                                 config.seed)
+        for split, table in tables.items():
+            table.save(run.features(split))
+    return _summary(run, config, tables)
+
+
+def _summary(run: RunDirectory, config, tables: dict) -> dict:
+    """Log the tables and write the stage's marker."""
     summary = {}
     for split, table in tables.items():
-        table.save(run.features(split))
         summary[split] = {"rows": len(table), "features": config.extract.features,
                           "teacher_accuracy": table.teacher_accuracy}
         log.info("extract: %s: %d rows x %d %s features, CNN accuracy %.4f", split, len(table),

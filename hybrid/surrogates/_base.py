@@ -96,8 +96,10 @@ class SurrogateMixin(ClassifierMixin, BaseEstimator):
         return tuple(f"x{i}" for i in range(self.n_features_in_))
 
     def _validated(self, X) -> np.ndarray:
+        """``X`` checked; float32 stays float32 (a memory map is not copied: the IR converts
+        it to float64 a block of rows at a time)."""
         check_is_fitted(self, "model_")
-        return validate_data(self, X, reset=False, dtype=np.float64)
+        return validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
 
     def predict(self, X) -> np.ndarray:
         """The IR model's labels, shape (n_samples,)."""

@@ -135,3 +135,15 @@ def test_sparse_head_streaming_from_a_memory_map_never_copies_x(tmp_path):
     peak = _traced_peak(lambda: head.fit(X, y))
     assert peak < 0.5 * X.nbytes, f"traced peak {peak / 1e6:.1f} MB, X {X.nbytes / 1e6:.1f} MB"
     assert head.score(X[:5000], y[:5000]) > 0.5
+
+
+@pytest.mark.parametrize("name", SURROGATES.names())
+def test_prediction_reads_a_memory_map_a_block_of_rows_at_a_time(name, tmp_path, monkeypatch):
+    X = _random_rows(tmp_path / "X.npy", 20_000, 64)
+    fitted = SURROGATES.create(name).fit(X[:2_000], _classes(X[:2_000]))
+    expected = fitted.predict_proba(np.array(X))
+    monkeypatch.setattr("hybrid.ir._BLOCK_ROWS", 1_000)
+    peak = _traced_peak(lambda: fitted.predict(X))
+    np.testing.assert_array_equal(fitted.predict_proba(X), expected)
+    # one float64 block (0.5 MB) and per-row outputs, never X's 5 MB or its float64 copy
+    assert peak < X.nbytes / 2, peak
