@@ -4,11 +4,13 @@ Extraction goes through ``Trainer.predict`` so Lightning places the model and ba
 configured devices, precision and strategy; ``ImageClassifier.predict_step`` returns each
 batch's embeddings, probabilities, labels and sample ids.
 
-Every process (a lone one too: one code path) writes its batches to shard files as they come
-(a Lightning prediction writer), keyed by each row's position in the data set; rank 0 then
-merges the shards in data set order, keeping the first copy of a row a distributed sampler
-handed to two processes. So no collective gathers a split into one process's memory, and one
-process or many give the same rows in the same order.
+Batches are written as they come by a Lightning prediction writer, keyed by each row's
+position in the data set. One process writes them straight into the split's table
+(:class:`~hybrid.features.FeatureTableWriter`, on disk). Under a distributed strategy every
+process writes shard files instead, and rank 0 then streams them into the table in data set
+order, keeping the first copy of a row a distributed sampler handed to two processes. So no
+collective gathers a split into one process's memory, memory holds a batch or a shard, and
+one process or many give the same rows in the same order.
 """
 
 import contextlib
@@ -47,12 +49,13 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
     Parameters
     ----------
     scratch : path, default=None
-        Folder for the temporary shard files; it must be the same folder on every node of a
-        multi-node run (the run directory, say). None: the system's temporary folder.
+        Folder for the shard files of a distributed run; it must be the same folder on every
+        node of a multi-node run (the run directory, say). None: the system's temporary
+        folder.
     out : path, default=None
-        Where to write the table (:class:`~hybrid.features.FeatureTableWriter`): the shards
-        stream into it one at a time, so memory holds a shard, never the split, and the
-        table returned is memory-mapped. None: the table is returned in memory.
+        Where to write the table (:class:`~hybrid.features.FeatureTableWriter`): batches or
+        shards stream into it, so memory holds one, never the split, and the table returned
+        is memory-mapped. None: the table is returned in memory.
     extra : dict of str to array, default=None
         Further arrays of the table (``images``), one row per sample, in data set order.
 
@@ -60,6 +63,8 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
     -------
     FeatureTable, or None on the ranks other than 0 of a distributed run.
     """
+    if trainer.world_size == 1:
+        return _one_process(trainer, model, dataloader, class_names, features, out, extra)
     writer = _ShardWriter(_new_folder(scratch) if trainer.is_global_zero else None)
     try:
         with _attached(trainer, writer):
@@ -67,13 +72,40 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
         if not trainer.is_global_zero:
             return None
         target = Path(out) if out is not None else writer.folder / "table"
-        _merge(writer.folder, target, features, tuple(getattr(model, "concept_names", ())),
-               class_names, extra or {})
-        table = FeatureTable.load(target)
-        return table if out is not None else table.in_memory()
+        table = _Assembler(target, features, _concept_names(model), class_names)
+        _merge(writer.folder, table)
+        return _committed(table, extra, in_memory=out is None)
     finally:
         if trainer.is_global_zero and writer.folder is not None:
             shutil.rmtree(writer.folder, ignore_errors=True)
+
+
+def _one_process(trainer, model, dataloader, class_names, features, out, extra):
+    """Extraction in one process: each batch goes straight into the table at its rows, with
+    no shard files (they cost a write and a read per batch, a bound a GPU would hit)."""
+    with tempfile.TemporaryDirectory(prefix="hybrid-extract-") as folder:
+        target = Path(out) if out is not None else Path(folder) / "table"
+        table = _Assembler(target, features, _concept_names(model), class_names,
+                           n_rows=len(dataloader.dataset))
+        try:
+            with _attached(trainer, _ShardWriter(None, sink=table.add)):
+                trainer.predict(model, dataloaders=dataloader, return_predictions=False)
+            return _committed(table, extra, in_memory=out is None)
+        except BaseException:
+            table.abort()
+            raise
+
+
+def _concept_names(model) -> tuple[str, ...]:
+    return tuple(getattr(model, "concept_names", ()))
+
+
+def _committed(table: "_Assembler", extra: dict | None, in_memory: bool) -> FeatureTable:
+    """The assembled table with ``extra`` arrays, committed and loaded (memory-mapped, or
+    read into memory)."""
+    table.commit(extra or {})
+    loaded = FeatureTable.load(table.target)
+    return loaded.in_memory() if in_memory else loaded
 
 
 def _new_folder(scratch) -> Path:
@@ -93,19 +125,21 @@ def _attached(trainer: pl.Trainer, callback: pl.Callback):
 
 
 class _ShardWriter(BasePredictionWriter):
-    """Writes each predicted batch to ``folder/RANK-BATCH.npz``, numpy, float32 for floats.
+    """Writes each predicted batch to ``folder/RANK-BATCH.npz``, numpy, float32 for floats,
+    or with a ``sink`` hands it to ``sink(positions, arrays)`` (one process).
 
     Rank 0 makes the folder and hands its name to the other ranks when prediction starts
     (under ``ddp_spawn`` the workers get it with their copy of this callback).
     """
 
-    def __init__(self, folder: Path | None):
+    def __init__(self, folder: Path | None, sink=None):
         super().__init__(write_interval="batch")
-        self.folder = folder
+        self.folder, self.sink = folder, sink
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        self.folder = trainer.strategy.broadcast(self.folder, src=0)
+        if self.sink is None:
+            self.folder = trainer.strategy.broadcast(self.folder, src=0)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx):
@@ -113,7 +147,11 @@ class _ShardWriter(BasePredictionWriter):
             raise TypeError("extraction needs a torch DataLoader with a batch sampler, whose "
                             "positions Lightning tracks")
         arrays = {key: _numpy(value) for key, value in prediction.items()}
-        arrays[_POSITION] = np.asarray(batch_indices, dtype=np.int64)
+        positions = np.asarray(batch_indices, dtype=np.int64)
+        if self.sink is not None:
+            self.sink(positions, arrays)
+            return
+        arrays[_POSITION] = positions
         np.savez(self.folder / f"{trainer.global_rank:05d}-{batch_idx:08d}.npz", **arrays)
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -125,37 +163,57 @@ def _numpy(value: torch.Tensor) -> np.ndarray:
     return (value.float() if value.is_floating_point() else value).numpy()
 
 
-def _merge(folder: Path, target: Path, features: str, concept_names: tuple[str, ...],
-           class_names, extra: dict) -> None:
-    """Every shard's rows written to the table at ``target``, in data set order.
+def _merge(folder: Path, table: "_Assembler") -> None:
+    """Every shard's rows added to ``table``, in data set order.
 
     Shards are read one at a time and written at their rows, so memory holds one shard. A
     position written twice keeps its first copy (ranks in order).
     """
     files = sorted(folder.glob("*.npz"))
-    if not files:
-        raise ValueError("extraction: the split has no rows")
     positions = []
     for file in files:
         with np.load(file) as shard:
             positions.append(shard[_POSITION])
-    unique, first = np.unique(np.concatenate(positions), return_index=True)
+    unique, first = np.unique(np.concatenate(positions or [np.empty(0, np.int64)]),
+                              return_index=True)
     keep = np.zeros(sum(map(len, positions)), dtype=bool)
     keep[first] = True
-    table, offset = None, 0
+    table.n_rows, offset = len(unique), 0
     for file, position in zip(files, positions):
         kept = keep[offset:offset + len(position)]
         offset += len(position)
         with np.load(file) as shard:
-            outputs = {key: shard[key][kept] for key in shard.files}
-        batch, names = _batch(outputs, features, concept_names)
-        if table is None:
-            table = FeatureTableWriter(target, len(unique), names["feature_names"], class_names,
-                                       names["concept_names"])
-        table.write(np.searchsorted(unique, position[kept]), **batch)
-    with table:
-        if extra:
-            table.write(0, **extra)
+            outputs = {key: shard[key][kept] for key in shard.files if key != _POSITION}
+        table.add(np.searchsorted(unique, position[kept]), outputs)
+
+
+class _Assembler:
+    """Predict outputs, batch by batch, into the table at ``target``: its columns are known
+    at the first batch, which opens the :class:`~hybrid.features.FeatureTableWriter`."""
+
+    def __init__(self, target: Path, features: str, concept_names: tuple[str, ...],
+                 class_names, n_rows: int | None = None):
+        self.target, self.features, self.n_rows = target, features, n_rows
+        self.concept_names, self.class_names = concept_names, class_names
+        self.writer = None
+
+    def add(self, rows: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        batch, names = _batch(outputs, self.features, self.concept_names)
+        if self.writer is None:
+            self.writer = FeatureTableWriter(self.target, self.n_rows, names["feature_names"],
+                                             self.class_names, names["concept_names"])
+        self.writer.write(rows, **batch)
+
+    def commit(self, extra: dict) -> None:
+        if self.writer is None:
+            raise ValueError("extraction: the split has no rows")
+        with self.writer:
+            if extra:
+                self.writer.write(0, **extra)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
 
 def _batch(outputs: dict[str, np.ndarray], features: str, concept_names: tuple[str, ...]):

@@ -9,6 +9,7 @@ from hybrid.backbones import BACKBONES
 from hybrid.classifier import ImageClassifier
 from hybrid.data import DigitsDataModule
 from hybrid.extraction import extract_table
+from hybrid.features import FeatureTable
 
 
 @pytest.fixture(scope="module")
@@ -86,4 +87,28 @@ def test_a_table_streamed_to_disk_equals_the_table_in_memory(datamodule, tmp_pat
         np.testing.assert_array_equal(getattr(on_disk, name), array, err_msg=name)
     np.testing.assert_array_equal(on_disk.images, images)
     assert on_disk.feature_names == in_memory.feature_names
-    assert list((tmp_path / "scratch").iterdir()) == []  # the shards are gone
+    # one process writes batches straight into the table: no shards, no temporary folder left
+    assert [p.name for p in tmp_path.iterdir()] == ["test"]
+
+
+def test_a_failed_extraction_keeps_the_table_already_written(datamodule, tmp_path, monkeypatch):
+    model = _model(datamodule)
+    loader = lambda: datamodule.split_dataloader("test", batch_size=50)  # noqa: E731
+    first = extract_table(_trainer(accelerator="cpu"), model, loader(), datamodule.class_names,
+                          out=tmp_path / "test")
+    calls = []
+    original = model.predict_step
+
+    def failing(batch, batch_idx, dataloader_idx=0):
+        calls.append(batch_idx)
+        if batch_idx == 2:
+            raise RuntimeError("killed mid-split")
+        return original(batch, batch_idx, dataloader_idx)
+
+    monkeypatch.setattr(model, "predict_step", failing)
+    with pytest.raises(RuntimeError, match="killed mid-split"):
+        extract_table(_trainer(accelerator="cpu"), model, loader(), datamodule.class_names,
+                      out=tmp_path / "test")
+    assert calls == [0, 1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["test"]  # no half-written table beside it
+    np.testing.assert_array_equal(FeatureTable.load(tmp_path / "test").X, first.X)

@@ -90,16 +90,22 @@ def test_bf16_mixed_channels_last_trains_and_extracts_float32(tmp_path):
 
 @pytest.mark.slow
 def test_stage_verbs_with_bf16_mixed_and_channels_last(tmp_path):
+    for table in _fitted_and_extracted(tmp_path, "trainer.accelerator=cpu"):
+        np.testing.assert_allclose(table.proba.sum(axis=1), 1, atol=1e-2)
+
+
+def _fitted_and_extracted(tmp_path, *overrides) -> list[FeatureTable]:
+    """``hybrid fit`` and ``hybrid extract`` in bf16-mixed and channels_last; each split's
+    table, checked float32 and finite."""
     out = tmp_path / "run"
-    args = _args("trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
-                 "model.channels_last=true")
+    args = _args(*overrides, "trainer.precision=bf16-mixed", "model.channels_last=true")
     assert main(["fit", "configs/digits.yaml", "--out", str(out), *args]) == 0
     assert main(["extract", str(out)]) == 0
-    run = RunDirectory(out)
-    for split in SPLITS:
-        table = FeatureTable.load(run.features(split))
+    tables = [FeatureTable.load(RunDirectory(out).features(split)) for split in SPLITS]
+    for table in tables:
         assert table.X.dtype == np.float32 and np.isfinite(table.X).all()
-        np.testing.assert_allclose(table.proba.sum(axis=1), 1, atol=1e-2)
+        assert table.proba.dtype == np.float32 and np.isfinite(table.proba).all()
+    return tables
 
 
 @pytest.mark.parametrize("override, key", [
@@ -114,14 +120,5 @@ def test_bad_precision_or_memory_format_names_the_key(override, key):
 @pytest.mark.gpu
 @pytest.mark.slow
 def test_gpu_bf16_mixed_channels_last_fit_and_extract(tmp_path):
-    out = tmp_path / "run"
-    args = _args("trainer.accelerator=gpu", "trainer.devices=1", "trainer.precision=bf16-mixed",
-                 "model.channels_last=true")
-    assert main(["fit", "configs/digits.yaml", "--out", str(out), *args]) == 0
-    assert main(["extract", str(out)]) == 0
-    run = RunDirectory(out)
-    for split in SPLITS:
-        table = FeatureTable.load(run.features(split))
-        assert table.X.dtype == np.float32 and np.isfinite(table.X).all()
-        assert table.proba.dtype == np.float32 and np.isfinite(table.proba).all()
-    assert torch.cuda.is_available()
+    tables = _fitted_and_extracted(tmp_path, "trainer.accelerator=gpu", "trainer.devices=1")
+    assert len(tables) == len(SPLITS) and torch.cuda.is_available()

@@ -7,8 +7,9 @@ fitted on the train split.
 Under a distributed strategy every rank runs the CNN over its share of each split and writes
 it to shard files in ``RUN/.extract-shards/``; rank 0 streams them, one at a time, into the
 split's on-disk table (:class:`~hybrid.features.FeatureTableWriter`), writes the marker and
-removes the shards. One process takes the same path, so memory holds a shard, never a split
-(except with discovered concepts, which are fitted on the tables in memory).
+removes the shards. One process writes its batches straight into the table. Either way
+memory holds a batch or a shard, never a split (except with discovered concepts, which are
+fitted on the tables in memory).
 """
 
 import logging
