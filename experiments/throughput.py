@@ -3,8 +3,8 @@
 hybrid extracts features with Lightning: ``hybrid.extraction.extract_table`` calls
 ``Trainer.predict`` over a data module's ``split_dataloader`` (per-sample collation of an
 in-memory ``TensorDataset``), ``ImageClassifier.predict_step`` returns each batch's embedding,
-probabilities, labels and ids, Lightning moves them to the CPU batch by batch, and the table is
-one concatenation into numpy. Timed side by side, on the same model, images, batch size,
+probabilities, labels and ids, Lightning moves them to the CPU batch by batch, and a prediction
+writer copies each batch into the table's files (one process) or into shard files (several). Timed side by side, on the same model, images, batch size,
 device and precision (``torch.autocast`` as Lightning's ``bf16-mixed`` does):
 
 - ``forward``: the model alone, ``model(x)`` under ``torch.inference_mode`` on batches that

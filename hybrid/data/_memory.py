@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
 
-__all__ = ["InMemoryDataModule", "Pool", "SPLITS", "check_fractions"]
+__all__ = ["BatchedTensorDataset", "InMemoryDataModule", "Pool", "SPLITS", "batch_as_is",
+           "check_fractions"]
 
 #: The split names, in the order the data modules build them.
 SPLITS = ("train", "val", "test")
@@ -27,6 +28,24 @@ class Pool(NamedTuple):
     labels: np.ndarray
     splits: dict[str, np.ndarray]
     concepts: np.ndarray | None = None
+
+
+class BatchedTensorDataset(TensorDataset):
+    """A TensorDataset that hands a loader a whole batch at once: one index per tensor.
+
+    The default loader fetches a batch image by image and stacks them, 15-30 us an image
+    (a ceiling of 30-70k images/s, under what a GPU extracts); one index per tensor costs
+    about 4 us an image. Pair it with ``collate_fn=batch_as_is``. The batches are the same.
+    """
+
+    def __getitems__(self, indices):
+        rows = torch.as_tensor(indices)
+        return [tensor[rows] for tensor in self.tensors]
+
+
+def batch_as_is(batch):
+    """A loader's ``collate_fn`` for :class:`BatchedTensorDataset`: the batch is made."""
+    return batch
 
 
 class InMemoryDataModule(pl.LightningDataModule):
@@ -79,7 +98,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                        torch.from_numpy(pool.labels[rows]), torch.from_numpy(rows)]
             if pool.concepts is not None:
                 tensors.append(torch.from_numpy(pool.concepts[rows]))
-            self.splits[name] = TensorDataset(*tensors)
+            self.splits[name] = BatchedTensorDataset(*tensors)
 
     def display_images(self, split: str) -> np.ndarray:
         """The split's images as uint8, (n, H, W) grayscale or (n, H, W, 3) RGB, in the
@@ -94,7 +113,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         """Loader over one split, in index order unless ``shuffle``."""
         generator = torch.Generator().manual_seed(self.hparams.seed) if shuffle else None
         return DataLoader(self.splits[split], batch_size=batch_size or self.hparams.batch_size,
-                          shuffle=shuffle, generator=generator,
+                          shuffle=shuffle, generator=generator, collate_fn=batch_as_is,
                           num_workers=self.hparams.num_workers)
 
     def train_dataloader(self):
