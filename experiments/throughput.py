@@ -1,11 +1,12 @@
 """Extraction throughput: hybrid's extraction path against the bare forward pass of the model.
 
 hybrid extracts features with Lightning: ``hybrid.extraction.extract_table`` calls
-``Trainer.predict`` over a data module's ``split_dataloader`` (per-sample collation of an
-in-memory ``TensorDataset``), ``ImageClassifier.predict_step`` returns each batch's embedding,
-probabilities, labels and ids, Lightning moves them to the CPU batch by batch, and a prediction
-writer copies each batch into the table's files (one process) or into shard files (several). Timed side by side, on the same model, images, batch size,
-device and precision (``torch.autocast`` as Lightning's ``bf16-mixed`` does):
+``Trainer.predict`` over a data module's ``split_dataloader`` (an in-memory dataset that
+gathers each batch with one index per tensor), ``ImageClassifier.predict_step`` returns each
+batch's embedding, probabilities, labels and ids, Lightning moves them to the CPU batch by
+batch, and a prediction writer copies each batch into the table's files (one process) or into
+shard files (several). Timed side by side, on the same model, images, batch size, device and
+precision (``torch.autocast`` as Lightning's ``bf16-mixed`` does):
 
 - ``forward``: the model alone, ``model(x)`` under ``torch.inference_mode`` on batches that
   are on the device already (channels-last when asked): what the hardware can do.
@@ -14,9 +15,8 @@ device and precision (``torch.autocast`` as Lightning's ``bf16-mixed`` does):
 - ``loader``: iterating the DataLoader alone, nothing computed (its ceiling).
 - ``extract``: hybrid's path, ``extract_table`` through a ``pl.Trainer`` as
   ``build_trainer(training=False)`` makes it.
-- ``extract-batched``: the same with a loader that gathers each batch with one index per
-  tensor (the dataset's ``__getitems__``) instead of collating it image by image, in pinned
-  memory on CUDA: a candidate change to the data modules' ``split_dataloader``.
+- ``extract-pinned``: the same loader with ``pin_memory`` (on CUDA: copies to the device
+  from page-locked memory), a candidate for the data modules when a GPU is used.
 
 ``ratio`` is a path's images/s over ``forward``'s (wall clock); the goal is ``extract`` >= 0.9.
 ``cpu_ratio`` is the same from this process's CPU seconds, steadier where other jobs share the
@@ -50,17 +50,17 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from hybrid.backbones import BACKBONES
 from hybrid.classifier import ImageClassifier
-from hybrid.data._memory import InMemoryDataModule, Pool
+from hybrid.data._memory import InMemoryDataModule, Pool, batch_as_is
 from hybrid.extraction import extract_table
 
 FIELDS = ["backbone", "device", "precision", "channels_last", "image_size", "batch_size",
           "images", "path", "median_s", "images_per_s", "ratio", "cpu_s", "cpu_ratio"]
 GOAL = 0.9
-PATHS = ("forward", "forward+copies", "loader", "extract", "extract-batched")
+PATHS = ("forward", "forward+copies", "loader", "extract", "extract-pinned")
 # On CUDA enough images that Lightning's fixed cost per predict call (moving the model to the
 # device and back, hooks, the shard files) is amortized as in a real split: ~1 s of resnet18 on
 # an H100 at the goal of 150,000 images/s. On the CPU, ~15 s of resnet18 on one core.
@@ -116,19 +116,6 @@ class RandomImages(InMemoryDataModule):
         return Pool(images, labels, {"train": rows, "val": rows[:0], "test": rows})
 
 
-class GatheredBatches(TensorDataset):
-    """A TensorDataset a DataLoader reads a batch at a time: one index per tensor, not one
-    ``__getitem__`` per image and a stack (``collate_fn`` passes the batch on as it is)."""
-
-    def __getitems__(self, indices):
-        rows = torch.as_tensor(indices)
-        return tuple(tensor[rows] for tensor in self.tensors)
-
-
-def _as_is(batch):
-    return batch
-
-
 def build_model(name: str, channels: int, image_size: int) -> ImageClassifier:
     """A classifier over backbone ``name``, random weights; ``image_size`` where it is asked."""
     factory = BACKBONES.get(name)
@@ -150,9 +137,8 @@ def contenders(model: ImageClassifier, data: RandomImages, args) -> dict:
     host_batches = list(images.split(args.batch_size))
     device_batches = [batch.to(device, memory_format=memory_format) for batch in host_batches]
     loader = data.split_dataloader("test", batch_size=args.batch_size)
-    batched = DataLoader(GatheredBatches(*data.splits["test"].tensors), args.batch_size,
-                         collate_fn=_as_is, pin_memory=args.device == "cuda",
-                         num_workers=args.workers)
+    pinned = DataLoader(data.splits["test"], args.batch_size, collate_fn=batch_as_is,
+                        pin_memory=args.device == "cuda", num_workers=args.workers)
     trainer = pl.Trainer(accelerator="gpu" if args.device == "cuda" else "cpu", devices=1,
                          precision=args.precision, benchmark=args.device == "cuda",
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -176,7 +162,7 @@ def contenders(model: ImageClassifier, data: RandomImages, args) -> dict:
 
     paths = {"forward": forward, "forward+copies": forward_with_copies, "loader": iterate_loader,
              "extract": lambda: extract_table(trainer, model, loader, data.class_names),
-             "extract-batched": lambda: extract_table(trainer, model, batched, data.class_names)}
+             "extract-pinned": lambda: extract_table(trainer, model, pinned, data.class_names)}
     return {name: paths[name] for name in PATHS if name == "forward" or name in args.paths}
 
 

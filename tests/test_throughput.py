@@ -26,7 +26,7 @@ def test_throughput_writes_every_path_of_every_backbone(throughput, tmp_path, op
         written = list(csv.DictReader(handle))
     assert [(r["backbone"], r["path"]) for r in written] == [
         (backbone, path) for backbone in ("tiny_cnn", "resnet18")
-        for path in ("forward", "forward+copies", "loader", "extract", "extract-batched")]
+        for path in ("forward", "forward+copies", "loader", "extract", "extract-pinned")]
     assert len(rows) == len(written)
     assert all(float(r["images_per_s"]) > 0 for r in written)
     assert all(float(r["ratio"]) == 1.0 for r in written if r["path"] == "forward")
