@@ -147,7 +147,7 @@ class RunDirectory:
             elif not self.config_path.exists():
                 raise RunDirectoryError(f"{self.root} exists and is not a run directory; "
                                         "choose another --out or pass --overwrite")
-            elif self.config_path.read_text(encoding="utf-8") != text:
+            elif config_to_yaml(self.load_config()) != text:  # a newer default is no change
                 raise RunDirectoryError(
                     f"{self.root} holds a run of a different config "
                     f"({_first_difference(self.load_config(), config)}); "

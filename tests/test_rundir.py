@@ -43,3 +43,14 @@ def test_invalidating_a_stage_forgets_the_later_ones(tmp_path):
 def test_require_says_which_command_to_run(tmp_path):
     with pytest.raises(RunDirectoryError, match="run `hybrid extract"):
         RunDirectory(tmp_path).require("extract")
+
+
+def test_a_run_written_before_a_new_default_key_resumes(tmp_path):
+    run = RunDirectory(tmp_path / "run")
+    run.create(Config())
+    run.mark_done("fit", {})
+    older = run.config_path.read_text(encoding="utf-8").replace("  channels_last: false\n", "")
+    assert "channels_last" not in older  # the file as a run of an older hybrid wrote it
+    run.config_path.write_text(older, encoding="utf-8")
+    run.create(Config())
+    assert run.is_done("fit")
