@@ -21,7 +21,8 @@ binary-only), so this one is ours. Fitting takes three steps.
    is dropped (greedy covering often adds one before the simpler rule that subsumes it; rules
    are grown to a quarter past the budget so that such a rule can be found), and the list is
    cut to the prefix with the best validation fidelity within the budget.
-4. **Noise.** When the list answers every training row right, the training rows no longer say
+4. **Noise.** When the list answers every training row right (every row of a class it
+   answers, where the budget leaves classes out), the training rows no longer say
    where a boundary should lie: any threshold in a gap, any feature that separates, will do,
    and unseen rows near a boundary fall on either side. Lists are then also grown on the
    training rows plus noisy copies of them (vicinal risk minimization, Chapelle et al. 2000),
@@ -93,7 +94,8 @@ class RuleListSurrogate(SurrogateMixin):
         Scales of Gaussian noise, in standard deviations of each feature, for the noisy
         copies of the training rows (see the module docstring). Tried only with an
         ``eval_set`` (which chooses among them and the error costs) and only when the list
-        grown without noise answers every training row right; ``noise_`` tells which was kept.
+        grown without noise answers right every training row of a class it answers;
+        ``noise_`` tells which was kept.
         ``0`` alone turns noise off.
     noise_copies : int, default=4
         Noisy copies of the training rows per scale. Fitting on them takes
@@ -138,7 +140,7 @@ class RuleListSurrogate(SurrogateMixin):
     rows (binning) or columns (quantiles) and in single columns, never copied whole, and the
     rules are those learned in memory. Noise is the exception: its copies of the rows are
     made in memory (``noise_copies + 1`` times ``X``, tried only where the list answers
-    every training row right).
+    every training row of its classes right).
 
     Examples
     --------
@@ -191,7 +193,7 @@ class RuleListSurrogate(SurrogateMixin):
         best = max(fits, key=_fit_key)
         # noise has something to teach only when the list already answers every training
         # row right, and can only be judged on rows of their own
-        if X_val is not X and max(map(_path_key, best.path))[1] == 1.0:
+        if X_val is not X and _right_where_it_can_be(best):
             fits += [self._grown(X, y, n_classes, X_val, y_val, cost, scale, budget)
                      for scale in scales if scale > 0 for cost in costs]
         chosen = max(fits, key=_fit_key)  # ties: the first grown
@@ -226,6 +228,17 @@ class _Fit(NamedTuple):
 def _fit_key(fit: _Fit) -> tuple:
     """A fit's best point along its path (see :func:`_path_key`)."""
     return max(map(_path_key, fit.path))
+
+
+def _right_where_it_can_be(fit: _Fit) -> bool:
+    """Whether the list at its best point answers right every training row of a class it
+    answers (rows of classes a small budget leaves out cannot be right)."""
+    point = max(range(len(fit.path)), key=lambda m: _path_key(fit.path[m]))
+    listing = fit.listing.prefix(point)
+    real = slice(None, listing.data.n_real)
+    truth, predicted = listing.data.y[real], listing.predictions()[real]
+    reachable = np.isin(truth, listing.answers)
+    return bool(np.all(predicted[reachable] == truth[reachable]))
 
 
 def _nonnegative(value, name: str) -> np.ndarray:

@@ -3,6 +3,7 @@ import pytest
 
 from hybrid.ir import Predicate
 from hybrid.surrogates import RuleListSurrogate
+from hybrid.surrogates import rule_list
 from hybrid.surrogates.rule_list import _bin, _numpy_counter, _quantile_thresholds
 
 
@@ -109,12 +110,28 @@ def test_noise_needs_an_eval_set_to_choose_it():
     assert estimator.model_.to_dict() == plain.model_.to_dict()
 
 
-def test_noise_is_not_tried_while_training_rows_are_still_wrong(monkeypatch):
+def test_noise_is_not_tried_while_rows_it_could_answer_are_still_wrong(monkeypatch):
     X, y = _nearest_centre_data(300, 5)
     X_val, y_val = _nearest_centre_data(300, 105)
+    flipped = np.random.default_rng(0).random(len(y)) < 0.05  # teacher noise: no exact fit
+    y = np.where(flipped, (y + 1) % 4, y)
     monkeypatch.setattr("hybrid.surrogates.rule_list._noisy_copies", _refuse)
-    estimator = RuleListSurrogate(max_rules=3).fit(X, y, eval_set=(X_val, y_val))
+    estimator = RuleListSurrogate(max_rules=16).fit(X, y, eval_set=(X_val, y_val))
     assert estimator.score(X, y) < 1.0 and estimator.noise_ == 0.0
+
+
+def test_noise_is_tried_when_a_small_budget_answers_its_classes_right(monkeypatch):
+    """Three rules for four classes: the rows of the class left out cannot be right, and
+    noise may still place the boundaries of the other three."""
+    X, y = _nearest_centre_data(300, 5)
+    X_val, y_val = _nearest_centre_data(300, 105)
+    made = []
+    noisy_copies = rule_list._noisy_copies
+    monkeypatch.setattr("hybrid.surrogates.rule_list._noisy_copies",
+                        lambda *args: made.append(args[2]) or noisy_copies(*args))
+    estimator = RuleListSurrogate(max_rules=3).fit(X, y, eval_set=(X_val, y_val))
+    answered = np.isin(y, [rule.prediction for rule in estimator.model_.rules])
+    assert not answered.all() and made == [0.25, 0.25, 0.5, 0.5]
 
 
 def _refuse(*args):
