@@ -21,8 +21,8 @@ Prints a table and writes ``OUT/deletion_benchmark.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 import quantus
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tables import text_table, write_csv  # noqa: E402
 
 from hybrid.attribution import attribute
 from hybrid.cli import main as hybrid_main
@@ -140,26 +143,13 @@ def main(argv=None) -> None:
     rows = [{"method": name, "images": args.images, "steps": args.steps,
              "median_s": round(seconds, 4), "images_per_s": round(args.images / seconds, 1),
              "ratio": round(seconds / reference, 2)} for name, seconds in timings.items()]
-    print(_table(rows))
+    print(text_table(rows, FIELDS))
     print(f"torch {torch.__version__}, quantus {quantus.__version__}, "
           f"{torch.get_num_threads()} threads; ratio = median seconds / hybrid deletion's")
     for key, value in agreement(results["hybrid deletion"], results["quantus PixelFlipping"],
                                 args.steps).items():
         print(f"{key}: {value:.6g}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "deletion_benchmark.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"written: {path}")
-
-
-def _table(rows) -> str:
-    widths = {field: max(len(field), *(len(str(row[field])) for row in rows)) for field in FIELDS}
-    lines = ["  ".join(field.ljust(widths[field]) for field in FIELDS)]
-    lines += ["  ".join(str(row[field]).ljust(widths[field]) for field in FIELDS) for row in rows]
-    return "\n".join(lines)
+    print(f"written: {write_csv(args.out / 'deletion_benchmark.csv', rows, FIELDS)}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Prints a table; writes ``OUT/extraction_memory.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tables import text_table, write_csv  # noqa: E402
 from feature_store_memory import _AnonPeak  # noqa: E402
 
 FIELDS = ["rows", "features", "batch_size", "x_mb", "seconds", "traced_peak_mb", "anon_peak_mb"]
@@ -104,14 +104,8 @@ def main(argv=None) -> list[dict]:
                    str(args.threads)]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print("  ".join(f"{k}={v}" for k, v in results[-1].items()), flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "extraction_memory.csv"
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, FIELDS)
-        writer.writeheader()
-        writer.writerows(results)
-    print(f"written: {path}")
+    print(text_table(results, FIELDS))
+    print(f"written: {write_csv(args.out / 'extraction_memory.csv', results, FIELDS)}")
     return results
 
 

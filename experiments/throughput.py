@@ -38,10 +38,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import inspect
 import logging
 import statistics
+import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -51,6 +51,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tables import text_table, write_csv  # noqa: E402
 
 from hybrid.backbones import BACKBONES
 from hybrid.classifier import ImageClassifier
@@ -262,7 +265,7 @@ def _run(args) -> list[dict]:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     rows = [row for name in args.backbone for row in measure(name, args)]
-    print(_table(rows))
+    print(text_table(rows, FIELDS))
     extract = [row for row in rows if row["path"] == "extract"]
     print(f"torch {torch.__version__}, pytorch_lightning {pl.__version__}, "
           f"{torch.get_num_threads()} CPU threads"
@@ -270,21 +273,10 @@ def _run(args) -> list[dict]:
           + f"; median of {args.repeats}; extract ratio goal >= {GOAL}: "
           + ", ".join(f"{row['backbone']} {'PASS' if row['ratio'] >= GOAL else 'FAIL'} "
                       f"({row['ratio']:.2f}; CPU time {row['cpu_ratio']})" for row in extract))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "throughput.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "throughput.csv", rows, FIELDS)
     plot(rows, args.out / "throughput.png")
     print(f"written: {args.out / 'throughput.csv'}, {args.out / 'throughput.png'}")
     return rows
-
-
-def _table(rows) -> str:
-    widths = {field: max(len(field), *(len(str(row[field])) for row in rows)) for field in FIELDS}
-    lines = ["  ".join(field.ljust(widths[field]) for field in FIELDS)]
-    lines += ["  ".join(str(row[field]).ljust(widths[field]) for field in FIELDS) for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":
