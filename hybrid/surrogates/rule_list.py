@@ -191,15 +191,14 @@ class RuleListSurrogate(SurrogateMixin):
         budget = self.max_rules - 1
         fits = [self._grown(X, y, n_classes, X_val, y_val, cost, 0.0, budget) for cost in costs]
         best = max(fits, key=_fit_key)
-        # noise has something to teach only when the list already answers every training
-        # row right, and can only be judged on rows of their own
+        # noise has something to teach only when the list already answers right every
+        # training row it can, and can only be judged on rows of their own
         if X_val is not X and _right_where_it_can_be(best):
             fits += [self._grown(X, y, n_classes, X_val, y_val, cost, scale, budget)
                      for scale in scales if scale > 0 for cost in costs]
         chosen = max(fits, key=_fit_key)  # ties: the first grown
         self.error_cost_, self.noise_, self.path_ = chosen.error_cost, chosen.noise, chosen.path
-        point = max(range(len(self.path_)), key=lambda m: _path_key(self.path_[m]))
-        rules = chosen.listing.prefix(point).without_redundant().ir_rules()
+        rules = chosen.listing.prefix(_best_point(self.path_)).without_redundant().ir_rules()
         return RuleListModel(**names, rules=rules)
 
     def _grown(self, X, y, n_classes, X_val, y_val, error_cost, noise, budget) -> "_Fit":
@@ -230,11 +229,15 @@ def _fit_key(fit: _Fit) -> tuple:
     return max(map(_path_key, fit.path))
 
 
+def _best_point(path: list[dict]) -> int:
+    """The number of rules (before the default) of the preferred point of ``path``."""
+    return max(range(len(path)), key=lambda m: _path_key(path[m]))
+
+
 def _right_where_it_can_be(fit: _Fit) -> bool:
     """Whether the list at its best point answers right every training row of a class it
     answers (rows of classes a small budget leaves out cannot be right)."""
-    point = max(range(len(fit.path)), key=lambda m: _path_key(fit.path[m]))
-    listing = fit.listing.prefix(point)
+    listing = fit.listing.prefix(_best_point(fit.path))
     real = slice(None, listing.data.n_real)
     truth, predicted = listing.data.y[real], listing.predictions()[real]
     reachable = np.isin(truth, listing.answers)
