@@ -33,7 +33,7 @@ import quantus
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _tables import text_table, write_csv  # noqa: E402
+from _harness import text_table, write_csv  # noqa: E402
 
 from hybrid.attribution import attribute
 from hybrid.cli import main as hybrid_main

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _tables import text_table, write_csv  # noqa: E402
+from _harness import forwarded, run_child, text_table, write_csv  # noqa: E402
 from feature_store_memory import _AnonPeak  # noqa: E402
 
 FIELDS = ["rows", "features", "batch_size", "x_mb", "seconds", "traced_peak_mb", "anon_peak_mb"]
@@ -99,11 +98,8 @@ def main(argv=None) -> list[dict]:
         return []
     results = []
     for rows in args.rows:
-        command = [sys.executable, __file__, "--child", str(rows), "--features",
-                   str(args.features), "--batch-size", str(args.batch_size), "--threads",
-                   str(args.threads)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        options = forwarded(args, ("features", "batch_size", "threads"))
+        results.append(run_child(__file__, ["--child", str(rows), *options], args.threads))
     print(text_table(results, FIELDS))
     print(f"written: {write_csv(args.out / 'extraction_memory.csv', results, FIELDS)}")
     return results

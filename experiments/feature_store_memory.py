@@ -31,10 +31,8 @@ Prints a table; writes ``OUT/feature_store_memory.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import forwarded, run_child, write_csv  # noqa: E402
 from scaling import VAL_SEED_OFFSET, make_data  # noqa: E402
 
 METHODS = ["writer", "load", "rule_list", "tree", "sparse_linear"]
@@ -179,17 +178,13 @@ def child(args) -> dict:
 
 
 def measure(step: str, source: str, table: Path, args, argv: list[str]) -> dict:
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = str(args.threads)
-    command = [sys.executable, __file__, *argv, "--child", step, source, str(table)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
-        raise SystemExit(f"{step} ({source}) failed")
+    try:
+        result = run_child(__file__, [*argv, "--child", step, source, str(table)], args.threads)
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"{step} ({source}) failed") from None
     x_mb = round(args.rows * args.features * 4 / 1e6, 1)
     return {"step": step, "input": source, "rows": args.rows, "features": args.features,
-            "x_mb": x_mb, **json.loads(done.stdout.strip().splitlines()[-1])}
+            "x_mb": x_mb, **result}
 
 
 def _same_model(result: dict, reference: dict | None) -> str:
@@ -218,9 +213,8 @@ def main(argv=None) -> None:
     if args.child:
         print(json.dumps(child(args)))
         return
-    shared = [a for name in ("rows", "features", "classes", "val_rows", "batch",
-                             "working_memory", "threads", "seed")
-              for a in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+    shared = forwarded(args, ("rows", "features", "classes", "val_rows", "batch",
+                              "working_memory", "threads", "seed"))
     results = []
     with tempfile.TemporaryDirectory() as folder:
         table = Path(folder) / "train"
@@ -236,12 +230,7 @@ def main(argv=None) -> None:
                 print(_table([result]).splitlines()[-1], flush=True)
     print()
     print(_table(results))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "feature_store_memory.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows({field: r.get(field, "") for field in FIELDS} for r in results)
-    print(f"written: {args.out / 'feature_store_memory.csv'}")
+    print(f"written: {write_csv(args.out / 'feature_store_memory.csv', results, FIELDS)}")
 
 
 if __name__ == "__main__":

@@ -32,9 +32,7 @@ rows, log-log).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -42,6 +40,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import forwarded, run_child, write_csv  # noqa: E402
 
 METHODS = ["tree", "rule_list", "sparse_linear", "cart"]
 LABELS = {"tree": "hybrid tree", "rule_list": "hybrid rule_list",
@@ -157,21 +158,15 @@ def _status_kb(field: str) -> int:
 
 def measure(method: str, rows: int, args, argv: list[str]) -> dict:
     """Run one fit in a child process with the thread caps set."""
-    env = dict(os.environ)
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[name] = str(args.threads)
-    command = [sys.executable, __file__, *argv, "--child", method, str(rows)]
     row = {"method": LABELS[method], "rows": rows, "features": args.features,
            "classes": args.classes, "threads": args.threads}
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=env,
-                              timeout=args.timeout)
+        return {**row, **run_child(__file__, [*argv, "--child", method, str(rows)],
+                                   args.threads, timeout=args.timeout)}
     except subprocess.TimeoutExpired:
         return {**row, "status": f"timeout>{args.timeout:g}s"}
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
-        return {**row, "status": f"failed ({done.returncode})"}
-    return {**row, **json.loads(done.stdout.strip().splitlines()[-1])}
+    except subprocess.CalledProcessError as failed:
+        return {**row, "status": f"failed ({failed.returncode})"}
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -231,9 +226,8 @@ def main(argv=None) -> None:
         print(json.dumps(child(args)))
         return
     limits = _limits(args.max_rows)
-    shared = [a for name in ("features", "classes", "threads", "budget", "val_rows",
-                             "signature", "seed")
-              for a in (f"--{name.replace('_', '-')}", str(getattr(args, name)))]
+    shared = forwarded(args, ("features", "classes", "threads", "budget", "val_rows",
+                              "signature", "seed"))
     results = []
     for rows in args.rows:
         for method in args.methods:
@@ -247,11 +241,7 @@ def main(argv=None) -> None:
             print(_table([result]).splitlines()[-1], flush=True)
     print()
     print(_table(results))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "scaling.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows({field: r.get(field, "") for field in FIELDS} for r in results)
+    write_csv(args.out / "scaling.csv", results, FIELDS)
     plot(results, args.out / "scaling.png")
     print(f"written: {args.out / 'scaling.csv'}, {args.out / 'scaling.png'}")
 

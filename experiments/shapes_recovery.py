@@ -39,10 +39,11 @@ from hybrid.jsonio import load_surrogate  # noqa: E402
 from hybrid.pipeline import run_pipeline, start_run  # noqa: E402
 from hybrid.pipeline._components import (build_datamodule, build_trainer,  # noqa: E402
                                          load_classifier, quiet_lightning)
+from hybrid.rundir import RunDirectory  # noqa: E402
 from hybrid.surrogates import SURROGATES  # noqa: E402
 
 
-def _run(config: Path, out: Path, overrides) -> "RunDirectory":  # noqa: F821
+def _run(config: Path, out: Path, overrides) -> RunDirectory:
     start = time.perf_counter()
     run = start_run(config, out, overrides)
     run_pipeline(run)

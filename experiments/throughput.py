@@ -53,7 +53,7 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _tables import text_table, write_csv  # noqa: E402
+from _harness import text_table, write_csv  # noqa: E402
 
 from hybrid.backbones import BACKBONES
 from hybrid.classifier import ImageClassifier

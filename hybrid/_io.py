@@ -3,12 +3,12 @@
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-__all__ = ["atomic_path", "write_text", "write_bytes", "write_json"]
+__all__ = ["atomic_path", "write_text", "write_bytes", "write_json", "temporary_folder",
+           "stale_temporaries", "replace_folder", "fsync"]
 
 
 @contextlib.contextmanager
@@ -51,3 +51,43 @@ def write_text(path, text: str) -> Path:
 def write_json(path, obj) -> Path:
     """Write ``obj`` as indented JSON with a trailing newline; same object, same bytes."""
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+# -- folders: a table of several files (hybrid.features) is replaced whole --------------------
+
+def temporary_folder(path: Path) -> Path:
+    """A new empty folder next to ``path``, named as :func:`atomic_path` names its files."""
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+
+
+def stale_temporaries(path: Path) -> list[Path]:
+    """Temporary folders a killed writer of ``path`` left behind."""
+    return [p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_dir()]
+
+
+def replace_folder(folder: Path, path: Path) -> None:
+    """Rename ``folder`` onto ``path``; a folder already there is moved aside, then removed.
+
+    POSIX renames a folder only onto an empty one, so replacing takes two renames: in between
+    no folder is at ``path`` (a reader fails cleanly, it never sees a mix of the two).
+    """
+    if not path.is_dir():
+        os.replace(folder, path)
+        return
+    aside = temporary_folder(path)
+    os.replace(path, aside)
+    try:
+        os.replace(folder, path)
+    except BaseException:
+        os.replace(aside, path)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

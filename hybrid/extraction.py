@@ -13,7 +13,6 @@ collective gathers a split into one process's memory, memory holds a batch or a 
 one process or many give the same rows in the same order.
 """
 
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -63,49 +62,50 @@ def extract_table(trainer: pl.Trainer, model: pl.LightningModule, dataloader, cl
     -------
     FeatureTable, or None on the ranks other than 0 of a distributed run.
     """
-    if trainer.world_size == 1:
-        return _one_process(trainer, model, dataloader, class_names, features, out, extra)
-    writer = _ShardWriter(_new_folder(scratch) if trainer.is_global_zero else None)
-    try:
-        with _attached(trainer, writer):
-            trainer.predict(model, dataloaders=dataloader, return_predictions=False)
-        if not trainer.is_global_zero:
-            return None
-        target = Path(out) if out is not None else writer.folder / "table"
-        table = _Assembler(target, features, _concept_names(model), class_names)
-        _merge(writer.folder, table)
-        return _committed(table, extra, in_memory=out is None)
-    finally:
-        if trainer.is_global_zero and writer.folder is not None:
-            shutil.rmtree(writer.folder, ignore_errors=True)
-
-
-def _one_process(trainer, model, dataloader, class_names, features, out, extra):
-    """Extraction in one process: each batch goes straight into the table at its rows, with
-    no shard files (they cost a write and a read per batch, a bound a GPU would hit)."""
     with tempfile.TemporaryDirectory(prefix="hybrid-extract-") as folder:
-        target = Path(out) if out is not None else Path(folder) / "table"
-        table = _Assembler(target, features, _concept_names(model), class_names,
-                           n_rows=len(dataloader.dataset))
+        table = _Assembler(Path(out) if out is not None else Path(folder) / "table", features,
+                           tuple(getattr(model, "concept_names", ())), class_names)
         try:
-            with _attached(trainer, _ShardWriter(None, sink=table.add)):
-                trainer.predict(model, dataloaders=dataloader, return_predictions=False)
-            return _committed(table, extra, in_memory=out is None)
+            if not _predicted_into(table, trainer, model, dataloader, scratch):
+                return None  # another rank holds the table
+            table.commit(extra or {})
         except BaseException:
             table.abort()
             raise
+        loaded = FeatureTable.load(table.target)
+        return loaded if out is not None else loaded.in_memory()
 
 
-def _concept_names(model) -> tuple[str, ...]:
-    return tuple(getattr(model, "concept_names", ()))
+def _predicted_into(table: "_Assembler", trainer: pl.Trainer, model, dataloader, scratch
+                    ) -> bool:
+    """Run the CNN over ``dataloader`` into ``table``; False on ranks other than 0.
+
+    One process hands each batch straight to the table: shard files would cost a write and
+    a read per batch, a bound a GPU would hit. Several write shards, which rank 0 merges.
+    """
+    if trainer.world_size == 1:
+        table.n_rows = len(dataloader.dataset)
+        _predict(trainer, model, dataloader, _BatchWriter(table.add))
+        return True
+    folder = _new_folder(scratch) if trainer.is_global_zero else None
+    try:
+        _predict(trainer, model, dataloader, _ShardWriter(folder))
+        if trainer.is_global_zero:
+            _merge(folder, table)
+        return trainer.is_global_zero
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
-def _committed(table: "_Assembler", extra: dict | None, in_memory: bool) -> FeatureTable:
-    """The assembled table with ``extra`` arrays, committed and loaded (memory-mapped, or
-    read into memory)."""
-    table.commit(extra or {})
-    loaded = FeatureTable.load(table.target)
-    return loaded.in_memory() if in_memory else loaded
+def _predict(trainer: pl.Trainer, model, dataloader, writer: BasePredictionWriter) -> None:
+    """``trainer.predict`` with ``writer`` attached for this call only (the trainer may be
+    reused), the outputs left to it."""
+    trainer.callbacks.append(writer)
+    try:
+        trainer.predict(model, dataloaders=dataloader, return_predictions=False)
+    finally:
+        trainer.callbacks.remove(writer)
 
 
 def _new_folder(scratch) -> Path:
@@ -114,48 +114,50 @@ def _new_folder(scratch) -> Path:
     return Path(tempfile.mkdtemp(prefix="shards-", dir=root))
 
 
-@contextlib.contextmanager
-def _attached(trainer: pl.Trainer, callback: pl.Callback):
-    """``trainer`` with ``callback`` for the block only: the trainer may be reused."""
-    trainer.callbacks.append(callback)
-    try:
-        yield
-    finally:
-        trainer.callbacks.remove(callback)
+class _BatchWriter(BasePredictionWriter):
+    """Hands each predicted batch to ``sink(positions, arrays)`` (see :func:`_outputs`)."""
+
+    def __init__(self, sink):
+        super().__init__(write_interval="batch")
+        self.sink = sink
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx):
+        self.sink(*_outputs(prediction, batch_indices))
 
 
 class _ShardWriter(BasePredictionWriter):
-    """Writes each predicted batch to ``folder/RANK-BATCH.npz``, numpy, float32 for floats,
-    or with a ``sink`` hands it to ``sink(positions, arrays)`` (one process).
+    """Writes each predicted batch to ``folder/RANK-BATCH.npz``, its positions included.
 
     Rank 0 makes the folder and hands its name to the other ranks when prediction starts
     (under ``ddp_spawn`` the workers get it with their copy of this callback).
     """
 
-    def __init__(self, folder: Path | None, sink=None):
+    def __init__(self, folder: Path | None):
         super().__init__(write_interval="batch")
-        self.folder, self.sink = folder, sink
+        self.folder = folder
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
-        if self.sink is None:
-            self.folder = trainer.strategy.broadcast(self.folder, src=0)
+        self.folder = trainer.strategy.broadcast(self.folder, src=0)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
                            dataloader_idx):
-        if not batch_indices:
-            raise TypeError("extraction needs a torch DataLoader with a batch sampler, whose "
-                            "positions Lightning tracks")
-        arrays = {key: _numpy(value) for key, value in prediction.items()}
-        positions = np.asarray(batch_indices, dtype=np.int64)
-        if self.sink is not None:
-            self.sink(positions, arrays)
-            return
-        arrays[_POSITION] = positions
-        np.savez(self.folder / f"{trainer.global_rank:05d}-{batch_idx:08d}.npz", **arrays)
+        positions, arrays = _outputs(prediction, batch_indices)
+        np.savez(self.folder / f"{trainer.global_rank:05d}-{batch_idx:08d}.npz", **arrays,
+                 **{_POSITION: positions})
 
     def on_predict_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trainer.strategy.barrier("extraction shards written")  # rank 0 merges next
+
+
+def _outputs(prediction: dict, batch_indices) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A batch's positions in the data set and its outputs in numpy, float32 for floats."""
+    if not batch_indices:
+        raise TypeError("extraction needs a torch DataLoader with a batch sampler, whose "
+                        "positions Lightning tracks")
+    return (np.asarray(batch_indices, dtype=np.int64),
+            {key: _numpy(value) for key, value in prediction.items()})
 
 
 def _numpy(value: torch.Tensor) -> np.ndarray:
@@ -192,8 +194,8 @@ class _Assembler:
     at the first batch, which opens the :class:`~hybrid.features.FeatureTableWriter`."""
 
     def __init__(self, target: Path, features: str, concept_names: tuple[str, ...],
-                 class_names, n_rows: int | None = None):
-        self.target, self.features, self.n_rows = target, features, n_rows
+                 class_names):
+        self.target, self.features, self.n_rows = target, features, None  # set before add
         self.concept_names, self.class_names = concept_names, class_names
         self.writer = None
 

@@ -17,15 +17,14 @@ older runs, one ``.npz`` file per split, still load (into memory).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from . import _io
 from .errors import RunDirectoryError
 
 __all__ = ["FeatureTable", "FeatureTableWriter"]
@@ -191,9 +190,9 @@ class FeatureTableWriter:
                       "concept_names": [str(n) for n in concept_names]}
         self._dtypes = {name: np.dtype(d) for name, d in {**_DTYPES, **(dtypes or {})}.items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in _temporary_folders(self.path):
+        for stale in _io.stale_temporaries(self.path):
             shutil.rmtree(stale, ignore_errors=True)
-        self._folder = _temporary_folder(self.path)
+        self._folder = _io.temporary_folder(self.path)
         self._arrays: dict[str, np.memmap] = {}
         self._written: dict[str, np.ndarray] = {}
 
@@ -254,20 +253,19 @@ class FeatureTableWriter:
             for array in self._arrays.values():
                 array.flush()
             self._arrays.clear()  # closes the maps
-            (self._folder / _META).write_text(json.dumps(meta, indent=2) + "\n",
-                                              encoding="utf-8")
+            _io.write_json(self._folder / _META, meta)
             FeatureTable(**_read_folder(self._folder))  # names against shapes
             for file in self._folder.iterdir():
-                _fsync(file)
-            _fsync(self._folder)
-            _replace_folder(self._folder, self.path)
+                _io.fsync(file)
+            _io.fsync(self._folder)
+            _io.replace_folder(self._folder, self.path)
         except BaseException:
             self.abort()
             raise
         legacy = self.path.with_name(self.path.name + ".npz")
         if legacy.is_file():  # the same table in the older layout: one name, one table
             legacy.unlink()
-        _fsync(self.path.parent)
+        _io.fsync(self.path.parent)
         return self.path
 
     def abort(self) -> None:
@@ -355,39 +353,3 @@ def _require(path: Path, arrays) -> None:
 def _names(source) -> dict:
     return {key: tuple(str(n) for n in source.get(key, ()))
             for key in ("feature_names", "class_names", "concept_names")}
-
-
-def _temporary_folder(path: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-
-
-def _temporary_folders(path: Path) -> list[Path]:
-    """Temporary folders of earlier writers of the table at ``path``."""
-    return [p for p in path.parent.glob(f".{path.name}.*.tmp") if p.is_dir()]
-
-
-def _replace_folder(folder: Path, path: Path) -> None:
-    """Rename ``folder`` onto ``path``; a folder already there is moved aside, then removed.
-
-    POSIX renames a folder only onto an empty one, so replacing takes two renames: in between
-    no table is at ``path`` (a reader fails cleanly, it never sees a mix of the two).
-    """
-    if not path.is_dir():
-        os.replace(folder, path)
-        return
-    aside = _temporary_folder(path)
-    os.replace(path, aside)
-    try:
-        os.replace(folder, path)
-    except BaseException:
-        os.replace(aside, path)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

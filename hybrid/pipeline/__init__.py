@@ -87,7 +87,5 @@ def run_pipeline(run: RunDirectory) -> bool:
     distributed run, which stops after the distributed stages.
     """
     for stage in STAGES:
-        if stage not in DISTRIBUTED_STAGES and not is_main_process():
-            return False
-        run_stage(run, stage)
-    return True
+        run_stage(run, stage)  # on other ranks, a no-op past the distributed stages
+    return is_main_process()

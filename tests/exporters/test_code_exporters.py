@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from hybrid.exporters import EXPORTERS, SUFFIXES, to_python, to_sql, to_sql_expression
-from hybrid.exporters.sql import quote_identifier, sql_number
+from hybrid.exporters.sql import sql_number
 from hybrid.ir import LinearModel, Predicate, Rule, RuleListModel, TreeModel
 from hybrid.surrogates import SURROGATES
 

@@ -9,14 +9,7 @@ from hybrid.surrogates import RuleListSurrogate
 from hybrid.surrogates.rule_list import (_bin, _CoveringSearch, _free_classes, _numpy_counter,
                                          _quantile_thresholds, _top)
 
-
-def _noisy_region_data(seed=0, n=1000):
-    """Class ``x0 > 0.5``; in training only, the rows with ``x0 <= 0.5 and x1 > 0.9`` are class
-    2, a region a rule can fit but the validation rows contradict."""
-    rng = np.random.default_rng(seed)
-    X, X_val = rng.integers(0, 20, size=(2, n, 2)) / 19  # few values: every one a threshold
-    y = np.where((X[:, 0] <= 0.5) & (X[:, 1] > 0.9), 2, (X[:, 0] > 0.5).astype(int))
-    return X, y, X_val, (X_val[:, 0] > 0.5).astype(int)
+from ._data import noisy_region_data
 
 
 def _generated_list_data(seed, n=2000):
@@ -44,7 +37,7 @@ def _assert_generating_list(model):
 
 
 def test_validation_picks_the_prefix_that_generalizes():
-    X, y, X_val, y_val = _noisy_region_data()
+    X, y, X_val, y_val = noisy_region_data(levels=20)
     fitted = RuleListSurrogate(max_rules=4).fit(X, y)
     assert fitted.complexity_ == 3 and fitted.score(X, y) == 1.0
     pruned = RuleListSurrogate(max_rules=4).fit(X, y, eval_set=(X_val, y_val))
@@ -141,7 +134,7 @@ def test_same_data_same_rules_with_a_seeded_subsample():
 
 
 def test_a_sequence_of_error_costs_is_chosen_on_validation():
-    X, y, X_val, y_val = _noisy_region_data(seed=1)
+    X, y, X_val, y_val = noisy_region_data(seed=1, levels=20)
     chosen = RuleListSurrogate(error_cost=(1.0, 4.0)).fit(X, y, eval_set=(X_val, y_val))
     assert chosen.error_cost_ in (1.0, 4.0)
     alone = RuleListSurrogate(error_cost=chosen.error_cost_).fit(X, y, eval_set=(X_val, y_val))

@@ -7,18 +7,11 @@ from sklearn.tree import DecisionTreeClassifier
 from hybrid.jsonio import to_json
 from hybrid.surrogates import TreeSurrogate
 
-
-def _noisy_region_data(seed=0, n=1000):
-    """Class ``x0 > 0.5``; in training only, the rows with ``x0 <= 0.5 and x1 > 0.9`` are class
-    2, a region a leaf can fit but the validation rows contradict."""
-    rng = np.random.default_rng(seed)
-    X, X_val = rng.random((2, n, 2)).astype(np.float32)
-    y = np.where((X[:, 0] <= 0.5) & (X[:, 1] > 0.9), 2, (X[:, 0] > 0.5).astype(int))
-    return X, y, X_val, (X_val[:, 0] > 0.5).astype(int)
+from ._data import noisy_region_data
 
 
 def test_validation_prunes_the_leaf_that_does_not_generalize():
-    X, y, X_val, y_val = _noisy_region_data()
+    X, y, X_val, y_val = noisy_region_data()
     grown = TreeSurrogate(max_leaf_nodes=8).fit(X, y)
     assert grown.complexity_ == 3 and grown.score(X, y) == 1.0
     pruned = TreeSurrogate(max_leaf_nodes=8).fit(X, y, eval_set=(X_val, y_val))
@@ -27,7 +20,7 @@ def test_validation_prunes_the_leaf_that_does_not_generalize():
 
 
 def test_path_lists_the_pruning_path_largest_first():
-    X, y, X_val, y_val = _noisy_region_data(seed=1)
+    X, y, X_val, y_val = noisy_region_data(seed=1)
     estimator = TreeSurrogate(max_leaf_nodes=8).fit(X, y, eval_set=(X_val, y_val))
     path = estimator.path_
     leaves = [entry["n_leaves"] for entry in path]
@@ -43,7 +36,7 @@ def test_path_lists_the_pruning_path_largest_first():
 
 
 def test_kept_subtree_is_what_scikit_learn_prunes_with_its_alpha():
-    X, y, X_val, y_val = _noisy_region_data(seed=2)
+    X, y, X_val, y_val = noisy_region_data(seed=2)
     estimator = TreeSurrogate(max_leaf_nodes=8).fit(X, y, eval_set=(X_val, y_val))
     refit = DecisionTreeClassifier(max_leaf_nodes=8, random_state=0,
                                    ccp_alpha=estimator.tree_.ccp_alpha).fit(X, y)
@@ -53,7 +46,7 @@ def test_kept_subtree_is_what_scikit_learn_prunes_with_its_alpha():
 
 
 def test_same_data_same_tree_and_float32_needs_no_float64_copy():
-    X, y, X_val, y_val = _noisy_region_data(seed=4)
+    X, y, X_val, y_val = noisy_region_data(seed=4)
     first = TreeSurrogate().fit(X, y, eval_set=(X_val, y_val))
     second = TreeSurrogate().fit(X.astype(np.float64), y, eval_set=(X_val, y_val))
     assert to_json(first.model_) == to_json(second.model_)
